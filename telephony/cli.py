@@ -1,0 +1,143 @@
+"""The `telephony` command: global options, then one subcommand per job.
+
+Each command module exposes `register(subparsers)`; a command's handler takes the
+effective Config and the parsed arguments and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import structlog
+
+from telephony import __version__, logs
+from telephony import config as config_mod
+from telephony.pbx import sandbox
+from telephony.pbx.process import AsteriskError
+from telephony.pbx.provision import ProvisionError
+
+log = structlog.get_logger(__name__)
+
+
+def _serve(config: config_mod.Config, args: argparse.Namespace) -> int:
+    from telephony.service import Service
+
+    return Service(config).run()
+
+
+def _asterisk_provision(config: config_mod.Config, args: argparse.Namespace) -> int:
+    install = sandbox.install_for(config, rebuild=args.rebuild)
+    print(f"{install.version} ({install.origin})")
+    return 0
+
+
+def _asterisk_up(config: config_mod.Config, args: argparse.Namespace) -> int:
+    asterisk = sandbox.up(config)
+    a = config.asterisk
+    print(
+        f"Asterisk is running (pid {asterisk.pid()}, runtime dir {asterisk.layout.root}).\n"
+        f"  Mobile network trunk: INVITE sip:112@{a.sip_bind}:{a.sip_port} "
+        f"from {a.trunk_address}\n"
+        f"    e.g. sipp -sn uac -i {a.trunk_address} -p 5070 {a.sip_bind}:{a.sip_port} "
+        f"-s 112 -m 1\n"
+        f"  Operators' softphones: register to sip:{a.sip_bind}:{a.sip_port} (UDP) "
+        f"from 127.0.0.1\n"
+        f"  FastAGI {config.agi.bind}:{config.agi.port}, AMI {a.ami_bind}:{a.ami_port}"
+    )
+    return 0
+
+
+def _asterisk_down(config: config_mod.Config, args: argparse.Namespace) -> int:
+    sandbox.attach(config).stop()
+    return 0
+
+
+def _asterisk_status(config: config_mod.Config, args: argparse.Namespace) -> int:
+    state = sandbox.status(config)
+    if args.json:
+        print(json.dumps(asdict(state)))
+    else:
+        running = f"running (pid {state.pid}, {state.channels} channels)"
+        print(f"{running if state.running else 'stopped'}: {state.runtime_dir}")
+    return 0 if state.running else 3
+
+
+def _asterisk_cli(config: config_mod.Config, args: argparse.Namespace) -> int:
+    print(sandbox.attach(config).cli(args.command), end="")
+    return 0
+
+
+def _register_asterisk(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("asterisk", help="provision and run the sandbox Asterisk")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    provision = actions.add_parser(
+        "provision", help="find Asterisk >= 20, or build the cached Debian sid tree"
+    )
+    provision.add_argument("--rebuild", action="store_true", help="rebuild the cached tree")
+    provision.set_defaults(handler=_asterisk_provision)
+    actions.add_parser("up", help="render the config and start Asterisk").set_defaults(
+        handler=_asterisk_up
+    )
+    actions.add_parser("down", help="stop Asterisk gracefully").set_defaults(
+        handler=_asterisk_down
+    )
+    status = actions.add_parser("status", help="is the sandbox Asterisk running")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_asterisk_status)
+    cli = actions.add_parser("cli", help="run one Asterisk CLI command")
+    cli.add_argument("command")
+    cli.set_defaults(handler=_asterisk_cli)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="telephony",
+        description="Call handling for Indonesia's emergency number 112, behind Asterisk.",
+    )
+    parser.add_argument("--version", action="version", version=f"telephony {__version__}")
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE",
+        help="TOML config file (default: $TELEPHONY_CONFIG, else config/telephony.toml)",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+        help="override one config value; wins over the file and the environment",
+    )
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-format", choices=("auto", "json", "console"))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("serve", help="run the FastAGI server and AMI client").set_defaults(
+        handler=_serve
+    )
+    _register_asterisk(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = list(args.overrides)
+    if args.log_level:
+        overrides.append(f"service.log_level={args.log_level}")
+    if args.log_format:
+        overrides.append(f"service.log_format={args.log_format}")
+    try:
+        config = config_mod.load(args.config, overrides=overrides)
+    except config_mod.ConfigError as exc:
+        print(f"telephony: config error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(config.service.log_level, config.service.log_format)
+    try:
+        status: int = args.handler(config, args)
+    except (ProvisionError, AsteriskError) as exc:
+        print(f"telephony: {exc}", file=sys.stderr)
+        return 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

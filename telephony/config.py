@@ -1,0 +1,212 @@
+"""Typed configuration with one precedence: defaults < TOML file < TELEPHONY_* env < CLI flags.
+
+The dataclass defaults below are the embedded defaults; `config/telephony.toml` documents
+every key with the same values. Every value is checked where it enters, and a bad one
+raises ConfigError naming the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TELEPHONY_"
+DEFAULT_CONFIG_FILE = Path("config/telephony.toml")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+Check = Callable[[Any], str | None]
+
+
+def _port(value: int) -> str | None:
+    return None if 1 <= value <= 65535 else "expected a port from 1 to 65535"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "expected a number greater than 0"
+
+
+def _one_of(*allowed: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if value in allowed else f"expected one of {', '.join(allowed)}"
+
+    return check
+
+
+def _checked(default: Any, check: Check | None = None) -> Any:
+    return field(default=default, metadata={"check": check})
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    log_level: str = _checked("info", _one_of("debug", "info", "warning", "error"))
+    log_format: str = _checked("auto", _one_of("auto", "json", "console"))
+    data_dir: str = "var"
+
+
+@dataclass(frozen=True)
+class AsteriskConfig:
+    runtime_dir: str = "var/asterisk"
+    cache_dir: str = "~/.cache/telephony"
+    binary: str = "auto"
+    sip_bind: str = "127.0.0.1"
+    sip_port: int = _checked(5060, _port)
+    ami_bind: str = "127.0.0.1"
+    ami_port: int = _checked(5038, _port)
+    trunk_address: str = "127.0.0.2"
+    timer_t1: int = _checked(500, _positive)
+    boot_timeout_s: float = _checked(60.0, _positive)
+
+
+@dataclass(frozen=True)
+class AGIConfig:
+    bind: str = "127.0.0.1"
+    port: int = _checked(4573, _port)
+    session_budget_s: float = _checked(9.0, _positive)
+    dialplan_guard_s: int = _checked(11, _positive)
+    read_timeout_s: float = _checked(10.0, _positive)
+    max_sessions: int = _checked(400, _positive)
+
+
+@dataclass(frozen=True)
+class AMIConfig:
+    username: str = "telephony"
+    secret: str = ""
+    keepalive_s: float = _checked(5.0, _positive)
+
+
+@dataclass(frozen=True)
+class IVRConfig:
+    prompts_dir: str = "ivr_prompts"
+    default_queue: str = "prov-35"
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    database_url: str = "sqlite:///var/telephony.db"
+
+
+@dataclass(frozen=True)
+class Config:
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
+    agi: AGIConfig = field(default_factory=AGIConfig)
+    ami: AMIConfig = field(default_factory=AMIConfig)
+    ivr: IVRConfig = field(default_factory=IVRConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+
+
+def _sections() -> dict[str, type[Any]]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _coerce(raw: Any, kind: Any, key: str, origin: str) -> Any:
+    """Turn a TOML value or an env/CLI string into the field's type, or say clearly why not."""
+    if isinstance(kind, types.UnionType):
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    from_text = isinstance(raw, str) and kind is not str
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            if from_text and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return raw.lower() in ("1", "true", "yes", "on")
+        elif kind is int:
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                return raw
+            if from_text:
+                return int(raw)
+        elif kind is float:
+            if isinstance(raw, int | float) and not isinstance(raw, bool):
+                return float(raw)
+            if from_text:
+                return float(raw)
+        elif kind is str and isinstance(raw, str):
+            return raw
+    except ValueError:
+        pass
+    raise ConfigError(f"{origin}: {key}: expected {kind.__name__}, got {raw!r}")
+
+
+def _apply(values: dict[str, dict[str, Any]], key: str, raw: Any, origin: str) -> None:
+    section, _, name = key.partition(".")
+    sections = _sections()
+    if section not in sections or not name:
+        raise ConfigError(f"{origin}: {key}: unknown key (sections: {', '.join(sections)})")
+    hints = typing.get_type_hints(sections[section])
+    if name not in hints:
+        raise ConfigError(
+            f"{origin}: {key}: unknown key (known in [{section}]: {', '.join(hints)})"
+        )
+    spec = next(f for f in dataclasses.fields(sections[section]) if f.name == name)
+    value = _coerce(raw, hints[name], key, origin)
+    check = spec.metadata.get("check")
+    problem = check(value) if check else None
+    if problem:
+        raise ConfigError(f"{origin}: {key}: {problem}, got {raw!r}")
+    values.setdefault(section, {})[name] = value
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def load(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Sequence[str] = (),
+) -> Config:
+    """Build the effective configuration.
+
+    `path` is the TOML file (None: $TELEPHONY_CONFIG, else config/telephony.toml if present);
+    `overrides` are CLI `section.key=value` strings, applied last.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, dict[str, Any]] = {}
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    if path is None and DEFAULT_CONFIG_FILE.is_file():
+        path = DEFAULT_CONFIG_FILE
+    if path is not None:
+        for section, table in _read_file(path).items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: {section}: expected a [{section}] table")
+            for name, value in table.items():
+                _apply(values, f"{section}.{name}", value, str(path))
+    for var, text in sorted(env.items()):
+        if not var.startswith(ENV_PREFIX) or var == ENV_PREFIX + "CONFIG":
+            continue
+        rest = var[len(ENV_PREFIX) :].lower()
+        known = next((s for s in _sections() if rest.startswith(s + "_")), None)
+        if known is None:
+            continue
+        _apply(values, f"{known}.{rest[len(known) + 1 :]}", text, f"environment {var}")
+    for item in overrides:
+        key, sep, given = item.partition("=")
+        if not sep:
+            raise ConfigError(f"command line: --set {item!r}: expected section.key=value")
+        _apply(values, key.strip(), given, "command line --set")
+    built = {name: kind(**values.get(name, {})) for name, kind in _sections().items()}
+    return Config(**built)
+
+
+def resolve_path(value: str) -> Path:
+    """Config paths may start with ~ and are relative to the working directory."""
+    return Path(value).expanduser().resolve()

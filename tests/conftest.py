@@ -1,0 +1,98 @@
+"""Shared fixtures: a real Asterisk sandbox per test session, with our own dialplans.
+
+Provisioning failures fail the run: an integration suite that skips when Asterisk is
+missing would pass in CI while testing nothing.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from telephony import config as config_mod
+from telephony.pbx.process import Asterisk
+from telephony.pbx.provision import AsteriskInstall
+from telephony.pbx.render import Layout, write_sandbox
+from telephony.pbx.sandbox import install_for
+from tests.support.net import free_port
+
+LEAK_WAIT_S = 10.0
+
+
+@dataclass
+class Sandbox:
+    config: config_mod.Config
+    asterisk: Asterisk
+    workdir: Path
+
+    @property
+    def layout(self) -> Layout:
+        return self.asterisk.layout
+
+    @property
+    def sip_target(self) -> str:
+        return f"{self.config.asterisk.sip_bind}:{self.config.asterisk.sip_port}"
+
+    def wait_no_channels(self, timeout: float = LEAK_WAIT_S) -> int:
+        """Wait until Asterisk has no channels; return how many are left at the deadline."""
+        deadline = time.monotonic() + timeout
+        count = self.asterisk.channel_count()
+        while count and time.monotonic() < deadline:
+            time.sleep(0.1)
+            count = self.asterisk.channel_count()
+        return count
+
+
+def sandbox_config(root: Path, *overrides: str) -> config_mod.Config:
+    """A config for an isolated sandbox on free ports, with the testsuite's short SIP timers."""
+    return config_mod.load(
+        None,
+        env={},
+        overrides=[
+            f"asterisk.runtime_dir={root / 'asterisk'}",
+            f"asterisk.sip_port={free_port(socket.SOCK_DGRAM)}",
+            f"asterisk.ami_port={free_port()}",
+            f"agi.port={free_port()}",
+            "asterisk.timer_t1=100",
+            f"audit.database_url=sqlite:///{root / 'telephony.db'}",
+            *overrides,
+        ],
+    )
+
+
+def start_sandbox(install: AsteriskInstall, root: Path, *overrides: str) -> Sandbox:
+    config = sandbox_config(root, *overrides)
+    layout = Layout(Path(config.asterisk.runtime_dir))
+    write_sandbox(config, install, layout)
+    asterisk = Asterisk(install, layout)
+    asterisk.start(config.asterisk.boot_timeout_s)
+    return Sandbox(config, asterisk, root)
+
+
+@pytest.fixture(scope="session")
+def asterisk_install() -> AsteriskInstall:
+    return install_for(config_mod.load(None, env={}))
+
+
+@pytest.fixture(scope="session")
+def sandbox(
+    asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sandbox]:
+    box = start_sandbox(asterisk_install, tmp_path_factory.mktemp("sandbox"))
+    try:
+        yield box
+    finally:
+        box.asterisk.stop()
+
+
+@pytest.fixture
+def no_leaks(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The session sandbox, checked after the test for channels left behind."""
+    yield sandbox
+    left = sandbox.wait_no_channels()
+    assert left == 0, f"{left} channel(s) leaked:\n{sandbox.asterisk.cli('core show channels')}"

@@ -1,0 +1,50 @@
+"""The trunk reaches the 112 dialplan; nobody else does."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from tests.conftest import Sandbox
+from tests.support.sipp import run_scenario
+
+pytestmark = pytest.mark.asterisk
+
+
+def cel_rows(sandbox: Sandbox) -> list[dict[str, str]]:
+    fields = ["event", "time", "uniqueid", "linkedid", "channel", "cid_num", "exten",
+              "context", "app", "appdata", "peer", "extra"]
+    path = sandbox.layout.cel_csv
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        return [dict(zip(fields, row, strict=False)) for row in csv.reader(fh)]
+
+
+def test_trunk_call_to_112_is_answered_and_queued(no_leaks: Sandbox) -> None:
+    before = len(cel_rows(no_leaks))
+    result = run_scenario(
+        "uac_112.xml", no_leaks.sip_target, workdir=no_leaks.workdir, extra=("-d", "2000")
+    )
+    assert result.ok, result.output + result.errors
+    assert no_leaks.wait_no_channels() == 0
+    rows = cel_rows(no_leaks)[before:]
+    events = [(r["event"], r["context"], r["app"]) for r in rows]
+    assert ("CHAN_START", "from-trunk-112", "") in events
+    assert any(e == "APP_START" and app == "Queue" for e, _, app in events) or any(
+        r["context"] == "emergency-112" and r["exten"] == "queue" for r in rows
+    ), events
+    assert rows[-1]["event"] == "LINKEDID_END"
+
+
+@pytest.mark.parametrize("source", ["127.0.0.3", "127.0.0.1"])
+def test_non_trunk_source_is_refused(no_leaks: Sandbox, source: str) -> None:
+    before = len(cel_rows(no_leaks))
+    result = run_scenario(
+        "uac_refused.xml", no_leaks.sip_target, source=source, workdir=no_leaks.workdir
+    )
+    assert result.ok, result.output + result.errors
+    assert cel_rows(no_leaks)[before:] == [], "a refused INVITE created a channel"
+    security = (no_leaks.layout.log / "security.log").read_text()
+    assert "InvalidAccountID" in security or "ChallengeSent" in security

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from telephony.config import load
+from telephony.pbx.provision import AsteriskInstall, parse_major
+from telephony.pbx.render import INCLUDE_FILES, Layout, render_sandbox
+
+
+@pytest.mark.parametrize(
+    ("text", "major"),
+    [
+        ("Asterisk 22.10.1+dfsg+~cs6.17.60671434-1", 22),
+        ("Asterisk 20.5.0", 20),
+        ("Asterisk certified/18.9-cert7", 18),
+        ("Asterisk GIT-master-abc", 0),
+        ("", 0),
+    ],
+)
+def test_parse_major(text: str, major: int) -> None:
+    assert parse_major(text) == major
+
+
+def _render(tmp_path: Path, *overrides: str) -> dict[str, str]:
+    config = load(None, env={}, overrides=[f"asterisk.runtime_dir={tmp_path}", *overrides])
+    install = AsteriskInstall(("asterisk",), Path("/mods"), Path("/share"), "Asterisk 22.1", "t")
+    return render_sandbox(config, install, Layout(tmp_path))
+
+
+def test_every_writable_directory_is_inside_the_runtime_dir(tmp_path: Path) -> None:
+    conf = _render(tmp_path)["asterisk.conf"]
+    dirs = dict(re.findall(r"^(ast\w+dir) => (.*)$", conf, re.M))
+    for key in ("astetcdir", "astrundir", "astlogdir", "astspooldir", "astdbdir"):
+        assert dirs[key].startswith(str(tmp_path)), key
+    assert dirs["astmoddir"] == "/mods"
+
+
+def test_ports_trunk_and_timers_come_from_config(tmp_path: Path) -> None:
+    files = _render(
+        tmp_path, "asterisk.sip_port=5999", "asterisk.ami_port=5998",
+        "asterisk.trunk_address=127.0.0.9", "asterisk.timer_t1=100",
+    )
+    assert "bind = 127.0.0.1:5999" in files["pjsip.conf"]
+    assert "timer_t1 = 100" in files["pjsip.conf"] and "timer_b = 6400" in files["pjsip.conf"]
+    assert "port = 5998" in files["manager.conf"]
+    assert "match = 127.0.0.9" in files["pjsip_112.conf"]
+
+
+def test_no_anonymous_endpoint_and_main_files_include_ours(tmp_path: Path) -> None:
+    files = _render(tmp_path)
+    assert "anonymous" not in files["pjsip_112.conf"].replace("no anonymous", "")
+    assert "res_pjsip_endpoint_identifier_anonymous" not in files["modules.conf"]
+    for name in INCLUDE_FILES:
+        main = name.replace("_112", "")
+        assert f"#include {name}" in files[main], main
+
+
+def test_ami_user_is_loopback_only_without_system_or_command_rights(tmp_path: Path) -> None:
+    manager = _render(tmp_path, "ami.secret=s3cret")["manager_112.conf"]
+    assert "secret = s3cret" in manager
+    assert "permit = 127.0.0.1/255.255.255.255" in manager
+    write = re.search(r"^write = (.*)$", manager, re.M)
+    assert write is not None
+    assert not {"system", "command", "config", "all"} & set(write.group(1).split(","))
+
+
+def test_generated_ami_secret_is_stable_per_runtime_dir(tmp_path: Path) -> None:
+    first = _render(tmp_path)["manager_112.conf"]
+    assert first == _render(tmp_path)["manager_112.conf"]
+    assert (tmp_path / "ami.secret").stat().st_mode & 0o077 == 0
