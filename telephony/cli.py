@@ -17,7 +17,7 @@ import structlog
 
 from telephony import __version__, logs
 from telephony import config as config_mod
-from telephony.pbx import sandbox
+from telephony.pbx import deploy, sandbox
 from telephony.pbx.process import AsteriskError
 from telephony.pbx.provision import ProvisionError
 
@@ -94,6 +94,29 @@ def _register_asterisk(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     cli.set_defaults(handler=_asterisk_cli)
 
 
+def _deploy_render(config: config_mod.Config, args: argparse.Namespace) -> int:
+    result = deploy.render(config, args.target)
+    for path in result.written:
+        print(f"wrote     {path}")
+    for path in result.unchanged:
+        print(f"unchanged {path}")
+    print("\nAdd these lines to the main files (once):")
+    for main, line in result.include_lines.items():
+        print(f"  {main}: {line}")
+    return 0
+
+
+def _register_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("deploy", help="put our configuration on a production Asterisk")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    render = actions.add_parser(
+        "render", help="write our *_112.conf include files and print the #include lines"
+    )
+    render.add_argument("--target", type=Path, required=True, metavar="DIR",
+                        help="the Asterisk config directory, e.g. /etc/asterisk")
+    render.set_defaults(handler=_deploy_render)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="telephony",
@@ -115,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_serve
     )
     _register_asterisk(sub)
+    _register_deploy(sub)
     return parser
 
 
@@ -133,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(config.service.log_level, config.service.log_format)
     try:
         status: int = args.handler(config, args)
-    except (ProvisionError, AsteriskError) as exc:
+    except (ProvisionError, AsteriskError, deploy.DeployError) as exc:
         print(f"telephony: {exc}", file=sys.stderr)
         return 1
     return status

@@ -71,3 +71,25 @@ def test_generated_ami_secret_is_stable_per_runtime_dir(tmp_path: Path) -> None:
     first = _render(tmp_path)["manager_112.conf"]
     assert first == _render(tmp_path)["manager_112.conf"]
     assert (tmp_path / "ami.secret").stat().st_mode & 0o077 == 0
+
+
+def test_deploy_render_writes_marked_includes_and_never_overwrites_foreign(
+    tmp_path: Path,
+) -> None:
+    from telephony.pbx.deploy import DeployError, render
+    from telephony.pbx.render import MARKER
+
+    config = load(None, env={}, overrides=["ami.secret=prod-secret"])
+    first = render(config, tmp_path)
+    assert {p.name for p in first.written} == set(INCLUDE_FILES)
+    assert all(p.read_text().startswith(MARKER + "\n") for p in first.written)
+    assert first.include_lines["extensions.conf"] == "#include extensions_112.conf"
+    again = render(config, tmp_path)
+    assert again.written == () and len(again.unchanged) == len(INCLUDE_FILES)
+    theirs = tmp_path / "queues_112.conf"
+    theirs.write_text("[their-queue]\n")
+    with pytest.raises(DeployError, match="did not write"):
+        render(config, tmp_path)
+    assert theirs.read_text() == "[their-queue]\n"
+    with pytest.raises(DeployError, match=r"ami\.secret"):
+        render(load(None, env={}), tmp_path / "other")

@@ -1,0 +1,78 @@
+"""Run `telephony serve` as a real subprocess against a sandbox, and break it on purpose."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from telephony.config import Config
+
+
+def as_overrides(config: Config) -> list[str]:
+    """Every value of `config` as `--set` flags, so the child sees exactly this config."""
+    flags = []
+    for section in dataclasses.fields(config):
+        values = getattr(config, section.name)
+        for item in dataclasses.fields(values):
+            flags += ["--set", f"{section.name}.{item.name}={getattr(values, item.name)}"]
+    return flags
+
+
+class ServiceProcess:
+    """`telephony serve` with its JSON log lines collected; `ready` waits on its own log."""
+
+    def __init__(self, config: Config, log_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONY_")}
+        argv = [sys.executable, "-m", "telephony.cli", "--log-format", "json",
+                *as_overrides(config), "serve"]
+        self.log_path = log_path
+        self.records: list[dict[str, Any]] = []
+        self._ready = threading.Event()
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with self.log_path.open("a") as sink:
+            for line in self.proc.stdout:
+                sink.write(line)
+                sink.flush()
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = {"event": line.rstrip()}
+                self.records.append(record)
+                if record.get("event") == "telephony ready":
+                    self._ready.set()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"telephony serve not ready after {timeout}s: {self.log_path}")
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("event") == name]
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self._reader.join(5)
+        return self.proc.returncode
