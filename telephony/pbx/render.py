@@ -24,6 +24,7 @@ INCLUDE_FILES = (
     "queues_112.conf",
     "manager_112.conf",
     "geolocation_112.conf",
+    "musiconhold_112.conf",
 )
 SANDBOX_FILES = (
     "asterisk.conf",
@@ -34,6 +35,7 @@ SANDBOX_FILES = (
     "queues.conf",
     "manager.conf",
     "geolocation.conf",
+    "musiconhold.conf",
     "cel.conf",
     "cel_custom.conf",
     "rtp.conf",
