@@ -83,9 +83,7 @@ def _register_asterisk(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     actions.add_parser("up", help="render the config and start Asterisk").set_defaults(
         handler=_asterisk_up
     )
-    actions.add_parser("down", help="stop Asterisk gracefully").set_defaults(
-        handler=_asterisk_down
-    )
+    actions.add_parser("down", help="stop Asterisk gracefully").set_defaults(handler=_asterisk_down)
     status = actions.add_parser("status", help="is the sandbox Asterisk running")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_asterisk_status)
@@ -112,8 +110,13 @@ def _register_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     render = actions.add_parser(
         "render", help="write our *_112.conf include files and print the #include lines"
     )
-    render.add_argument("--target", type=Path, required=True, metavar="DIR",
-                        help="the Asterisk config directory, e.g. /etc/asterisk")
+    render.add_argument(
+        "--target",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the Asterisk config directory, e.g. /etc/asterisk",
+    )
     render.set_defaults(handler=_deploy_render)
 
 
@@ -124,11 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"telephony {__version__}")
     parser.add_argument(
-        "--config", type=Path, metavar="FILE",
+        "--config",
+        type=Path,
+        metavar="FILE",
         help="TOML config file (default: $TELEPHONY_CONFIG, else config/telephony.toml)",
     )
     parser.add_argument(
-        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        dest="overrides",
         help="override one config value; wins over the file and the environment",
     )
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

@@ -51,7 +51,6 @@ def _checked(default: Any, check: Check | None = None) -> Any:
 class ServiceConfig:
     log_level: str = _checked("info", _one_of("debug", "info", "warning", "error"))
     log_format: str = _checked("auto", _one_of("auto", "json", "console"))
-    data_dir: str = "var"
 
 
 @dataclass(frozen=True)
@@ -94,6 +93,11 @@ class IVRConfig:
 @dataclass(frozen=True)
 class AuditConfig:
     database_url: str = "sqlite:///var/telephony.db"
+    spool_path: str = "var/audit-spool.jsonl"
+    checkpoint_path: str = "var/audit-checkpoints.jsonl"
+    checkpoint_key: str = ""
+    checkpoint_key_file: str = "var/audit-hmac.key"
+    checkpoint_interval_s: float = _checked(60.0, _positive)
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,28 @@
 """`telephony serve`: one process that hosts the FastAGI server and the AMI client.
 
 Components start in order and stop in reverse; SIGTERM and SIGINT stop them cleanly.
+The audit writer starts before the AMI client and stops after it, so every event the
+client hands over is written (or spooled) before the process exits.
 """
 
 from __future__ import annotations
 
+import queue
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
 import structlog
 
-from telephony.config import Config
+from telephony.ami import AMIConnection, Frame
+from telephony.audit import AuditWriter
+from telephony.config import Config, resolve_path
+from telephony.db import make_engine
+from telephony.migrations import upgrade
+from telephony.pbx.render import Layout, ami_secret
+from telephony.secretfile import read_or_create
 
 log = structlog.get_logger(__name__)
 
@@ -23,28 +33,79 @@ class Component(Protocol):
     def stop(self) -> None: ...
 
 
+def checkpoint_key(config: Config) -> bytes:
+    if config.audit.checkpoint_key:
+        return config.audit.checkpoint_key.encode()
+    return read_or_create(resolve_path(config.audit.checkpoint_key_file)).encode()
+
+
+def audit_path(config: Config, value: str) -> Path:
+    path = resolve_path(value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url(config: Config) -> str:
+    url = config.audit.database_url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        # A relative SQLite path needs its directory, like every other path under var/.
+        audit_path(config, url.removeprefix("sqlite:///"))
+    return url
+
+
+def audit_components(config: Config) -> list[Component]:
+    """The audit writer and the AMI client that feeds it, in start order."""
+    engine = make_engine(database_url(config))
+    upgrade(engine)
+    events: queue.Queue[Frame] = queue.Queue()
+    writer = AuditWriter(
+        engine,
+        events,
+        audit_path(config, config.audit.spool_path),
+        audit_path(config, config.audit.checkpoint_path),
+        checkpoint_key(config),
+        checkpoint_interval_s=config.audit.checkpoint_interval_s,
+    )
+    secret = ami_secret(config, Layout(resolve_path(config.asterisk.runtime_dir)))
+    ami = AMIConnection(
+        config.asterisk.ami_bind,
+        config.asterisk.ami_port,
+        config.ami.username,
+        secret,
+        on_event=events.put,
+        keepalive_s=config.ami.keepalive_s,
+    )
+    return [writer, ami]
+
+
+def components(config: Config) -> list[Component]:
+    return audit_components(config)
+
+
 class Service:
-    def __init__(self, config: Config, components: list[Component] | None = None) -> None:
+    def __init__(self, config: Config, parts: list[Component] | None = None) -> None:
         self.config = config
-        self.components: list[Component] = components if components is not None else []
+        self.parts = parts
         self._stop = threading.Event()
 
     def request_stop(self, signum: int = 0, _frame: FrameType | None = None) -> None:
-        log.info("stop requested", signal=signal.Signals(signum).name if signum else None)
+        log.info("service.stop_requested", signal=signal.Signals(signum).name if signum else None)
         self._stop.set()
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        parts = self.parts if self.parts is not None else components(self.config)
         started: list[Component] = []
         try:
-            for component in self.components:
-                component.start()
-                started.append(component)
-            log.info("telephony ready", components=[type(c).__name__ for c in started])
+            for part in parts:
+                part.start()
+                started.append(part)
+            log.info("service.ready", components=[type(c).__name__ for c in started])
             self._stop.wait()
         finally:
-            for component in reversed(started):
-                component.stop()
-            log.info("telephony stopped")
+            for part in reversed(started):
+                part.stop()
+            log.info("service.stopped")
         return 0
+

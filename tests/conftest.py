@@ -60,6 +60,9 @@ def sandbox_config(root: Path, *overrides: str) -> config_mod.Config:
             f"agi.port={free_port()}",
             "asterisk.timer_t1=100",
             f"audit.database_url=sqlite:///{root / 'telephony.db'}",
+            f"audit.spool_path={root / 'audit-spool.jsonl'}",
+            f"audit.checkpoint_path={root / 'audit-checkpoints.jsonl'}",
+            f"audit.checkpoint_key_file={root / 'audit-hmac.key'}",
             *overrides,
         ],
     )

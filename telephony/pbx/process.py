@@ -34,7 +34,10 @@ class Asterisk:
         try:
             out = subprocess.run(
                 self._argv("-rx", command),
-                capture_output=True, text=True, timeout=timeout, check=False,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
             )
         except subprocess.TimeoutExpired as exc:
             raise AsteriskError(f"asterisk -rx {command!r} timed out after {timeout}s") from exc
@@ -63,13 +66,15 @@ class Asterisk:
         console = self.layout.console_log.open("ab")
         self._proc = subprocess.Popen(
             self._argv("-f", "-n"),
-            stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         console.close()
         self.layout.pidfile.write_text(f"{self._proc.pid}\n")
         self._wait_booted(boot_timeout)
-        log.info("asterisk fully booted", pid=self._proc.pid, runtime_dir=str(self.layout.root))
+        log.info("asterisk.booted", pid=self._proc.pid, runtime_dir=str(self.layout.root))
 
     def _wait_booted(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

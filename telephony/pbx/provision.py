@@ -71,7 +71,7 @@ def system_asterisk(binary: str = "asterisk") -> AsteriskInstall | None:
         return None
     version = _version((path,))
     if parse_major(version) < MIN_MAJOR:
-        log.info("system asterisk too old, not used", path=path, version=version)
+        log.info("asterisk.system_too_old", path=path, version=version)
         return None
     moddir = _first_dir(
         *(Path("/usr/lib") / arch / "asterisk/modules" for arch in _MULTIARCH),
@@ -129,7 +129,7 @@ def build_tree(root: Path) -> None:
     if staging.exists():
         shutil.rmtree(staging)
     staging.parent.mkdir(parents=True, exist_ok=True)
-    log.info("building asterisk tree", root=str(root))
+    log.info("asterisk.tree_building", root=str(root))
     _run(["debootstrap", "--variant=minbase", "sid", str(staging)], "debootstrap sid")
     # The mirror may be a dated snapshot whose Release file reads as expired.
     apt = ["chroot", str(staging), "apt-get", "-o", "Acquire::Check-Valid-Until=false"]

@@ -52,7 +52,7 @@ class ServiceProcess:
                 except ValueError:
                     record = {"event": line.rstrip()}
                 self.records.append(record)
-                if record.get("event") == "telephony ready":
+                if record.get("event") == "service.ready":
                     self._ready.set()
 
     def wait_ready(self, timeout: float = 30.0) -> None:

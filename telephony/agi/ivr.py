@@ -1,0 +1,208 @@
+"""The 112 IVR (AGI script "ivr"): welcome, emergency-type menu, routing, dialplan variables.
+
+Dialplan contract: AGI(agi://127.0.0.1:4573/ivr,${PRESET_TYPE}), where agi_arg_1 is empty
+for 112 or police/medical/fire/sar/disaster for a direct-dial number (no menu then).
+On return the channel has EMERGENCY_TYPE, IVR_LANGUAGE, QUEUE_PRIORITY, TARGET_QUEUE, the
+router's variables, and IVR_STATUS=OK set last. IVR_STATUS unset or FAILED means the IVR
+did not finish: the dialplan must then fail open to its default queue.
+
+Time budget, measured from the moment Asterisk connects (right after the answer):
+- the IVR returns by `deadline` (10.5 s): a prompt that would end later is not played and
+  the post-menu wait is shortened, so a silent caller is queued after at most deadline +
+  ROUTER_GRACE, about 10.8 s. The server's watchdog (11 s) is the backstop; the
+  requirement is 12 s.
+- after a key the caller hears only `connecting` (under 1.5 s) while the router runs in
+  parallel for at most router_timeout (1.5 s): queued about 1.6 s after the key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from telephony.agi.channel import Channel
+from telephony.agi.prompts import PromptSet
+from telephony.agi.router import QUEUE_NAME, PendingRoute, Router
+from telephony.agi.server import STATUS_VARIABLE, Session
+
+log = structlog.get_logger(__name__)
+
+EMERGENCY_TYPES = {"1": "police", "2": "medical", "3": "fire", "4": "sar", "5": "disaster"}
+UNKNOWN = "unknown"
+# QUEUE_PRIO for Queue(): higher is answered first among callers waiting in the same
+# queue. Callers who report a medical emergency or a fire go ahead; everyone else,
+# including silent callers (who may be unable to speak), is equal.
+QUEUE_PRIORITIES = {
+    "police": 10,
+    "medical": 20,
+    "fire": 20,
+    "sar": 10,
+    "disaster": 10,
+    UNKNOWN: 10,
+}
+ENGLISH_KEY = "9"
+ESCAPE_DIGITS = "0123456789*#"
+# One re-prompt after an invalid key; the second invalid key goes straight to an operator.
+MAX_INVALID_KEYS = 2
+# Even at the deadline, a router that answers this fast is waited for, so that silent
+# callers still get located.
+ROUTER_GRACE = 0.25
+PROMPTS = ("welcome", "menu", "invalid", "connecting")
+LANGUAGES = ("id", "en")
+CALL_VARIABLES = {
+    "P-Asserted-Identity": "${PJSIP_HEADER(read,P-Asserted-Identity)}",
+    "Remote-Party-ID": "${PJSIP_HEADER(read,Remote-Party-ID)}",
+    "From": "${PJSIP_HEADER(read,From)}",
+    "Privacy": "${PJSIP_HEADER(read,Privacy)}",
+    "P-Access-Network-Info": "${PJSIP_HEADER(read,P-Access-Network-Info)}",
+    "Geolocation": "${PJSIP_HEADER(read,Geolocation)}",
+    "location_info": "${GEOLOC_PROFILE(location_info)}",
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the caller chose; source is dtmf, preset, silence, invalid or deadline."""
+
+    emergency_type: str
+    language: str
+    digit: str
+    source: str
+
+
+class _OutOfTime(Exception):
+    """The next prompt would end after the IVR's deadline."""
+
+
+class IVR:
+    """Route handler for the "ivr" script; see the module docstring for the contract."""
+
+    def __init__(
+        self,
+        prompts_dir: str | os.PathLike[str],
+        router: Router,
+        *,
+        fallback_queue: str,
+        digit_timeout: float = 3.0,
+        deadline: float = 10.5,
+        router_timeout: float = 1.5,
+    ) -> None:
+        if not QUEUE_NAME.fullmatch(fallback_queue):
+            raise ValueError(f"unusable fallback queue name: {fallback_queue!r}")
+        self._prompts = PromptSet(prompts_dir, PROMPTS, LANGUAGES)
+        self._router = router
+        self._fallback_queue = fallback_queue
+        self._digit_timeout = digit_timeout
+        self._deadline = deadline
+        self._router_timeout = router_timeout
+
+    def __call__(self, session: Session) -> None:
+        deadline = session.started + self._deadline
+        call_vars = self._read_call_vars(session)
+        preset = session.args[0].strip().lower() if session.args else ""
+        if preset in EMERGENCY_TYPES.values():
+            choice = self._preset(session, deadline, preset)
+        else:
+            if preset:
+                log.warning("unknown preset emergency type, using the menu", preset=preset)
+            choice = self._menu(session, deadline)
+        self._finish(session, choice, call_vars, deadline)
+
+    def _read_call_vars(self, session: Session) -> dict[str, str]:
+        values = {name: session.channel.get(expr) for name, expr in CALL_VARIABLES.items()}
+        values.update(
+            linkedid=session.linkedid,
+            uniqueid=session.uniqueid,
+            callerid=session.env.get("agi_callerid", ""),
+            channel=session.env.get("agi_channel", ""),
+        )
+        return values
+
+    def _preset(self, session: Session, deadline: float, emergency_type: str) -> Choice:
+        # No menu, but a key still cuts the welcome short.
+        with contextlib.suppress(_OutOfTime):
+            self._play(session, deadline, "id", "welcome")
+        return Choice(emergency_type, "id", "", "preset")
+
+    def _menu(self, session: Session, deadline: float) -> Choice:
+        language = "id"
+        invalid_keys = 0
+        try:
+            key = self._play(session, deadline, language, "welcome")
+            while True:
+                if not key:
+                    key = self._play(session, deadline, language, "menu")
+                if not key:
+                    key = self._wait(session, deadline)
+                if not key:
+                    return Choice(UNKNOWN, language, "", "silence")
+                if key in EMERGENCY_TYPES:
+                    return Choice(EMERGENCY_TYPES[key], language, key, "dtmf")
+                if key == ENGLISH_KEY and language == "id":
+                    language, key = "en", ""
+                    continue
+                invalid_keys += 1
+                log.info("ivr invalid key", key=key, count=invalid_keys)
+                if invalid_keys >= MAX_INVALID_KEYS:
+                    return Choice(UNKNOWN, language, key, "invalid")
+                key = self._play(session, deadline, language, "invalid")
+        except _OutOfTime as exc:
+            log.info("ivr deadline reached, queueing without a choice", skipped=str(exc))
+            return Choice(UNKNOWN, language, "", "deadline")
+
+    def _play(
+        self, session: Session, deadline: float, language: str, prompt: str, barge_in: bool = True
+    ) -> str:
+        if time.monotonic() + self._prompts.duration(language, prompt) > deadline:
+            raise _OutOfTime(f"{language}/{prompt}")
+        path = self._prompts.path(language, prompt)
+        return session.channel.play(path, ESCAPE_DIGITS if barge_in else "")
+
+    def _wait(self, session: Session, deadline: float) -> str:
+        seconds = min(self._digit_timeout, deadline - time.monotonic())
+        return session.channel.wait_for_digit(seconds) if seconds > 0 else ""
+
+    def _finish(
+        self, session: Session, choice: Choice, call_vars: Mapping[str, str], deadline: float
+    ) -> None:
+        channel = session.channel
+        pending = PendingRoute(self._router, call_vars, choice.emergency_type, self._fallback_queue)
+        channel.set("EMERGENCY_TYPE", choice.emergency_type)
+        channel.set("IVR_LANGUAGE", choice.language)
+        channel.set("QUEUE_PRIORITY", str(QUEUE_PRIORITIES[choice.emergency_type]))
+        _audit(channel, choice)
+        with contextlib.suppress(_OutOfTime):
+            self._play(session, deadline, choice.language, "connecting", barge_in=False)
+        not_after = max(
+            min(pending.started + self._router_timeout, deadline),
+            pending.started + ROUTER_GRACE,
+        )
+        decision = pending.result(not_after)
+        channel.set("TARGET_QUEUE", decision.target_queue)
+        for name, value in decision.channel_vars.items():
+            channel.set(name, value)
+        channel.set(STATUS_VARIABLE, "OK")
+        log.info(
+            "ivr finished",
+            emergency_type=choice.emergency_type,
+            language=choice.language,
+            digit=choice.digit,
+            source=choice.source,
+            target_queue=decision.target_queue,
+            seconds=round(time.monotonic() - session.started, 3),
+        )
+
+
+def _audit(channel: Channel, choice: Choice) -> None:
+    """Send the choice to AMI as UserEvent IVRChoice for the audit trail."""
+    body = (
+        f"IVRChoice,Digit: {choice.digit},EmergencyType: {choice.emergency_type},"
+        f"Language: {choice.language},Source: {choice.source}"
+    )
+    if channel.exec("UserEvent", body) == "-2":
+        log.error("UserEvent application missing, ivr choice not audited")

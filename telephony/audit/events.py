@@ -1,0 +1,96 @@
+"""Turning an AMI frame into the audit trail's normalised event record (pure).
+
+Idempotency key: ``sha256`` over the canonical payload, the receive stamp and the source. The
+AMI ``SequenceNumber`` header is no use here: Asterisk only sends it with manager.conf
+``debug = on``, it is global to the Asterisk process and restarts at 0 with it. Content alone is
+not enough either, because two genuine events can be byte-identical (the same DTMF digit twice
+without ``timestampevents``). The reader stamps every frame with a strictly increasing
+wall-clock nanosecond (:attr:`Frame.received_ns`) that travels with the frame into the spool, so
+a replay after a failed or uncertain commit derives the same key, while two distinct receipts
+never do. A CEL backfill sets ``source='cel-backfill'`` and a stamp taken from the CEL row,
+which makes its replays idempotent too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from telephony.ami.frames import Frame
+
+# Channel-bearing events name their channel with a prefix (DialBegin's Dest*, transfers'
+# Transferer*); the first present one is the event's call for indexing and projection.
+_LINKEDID_HEADERS = ("Linkedid", "DestLinkedid", "TransfererLinkedid", "OrigTransfererLinkedid")
+_UNIQUEID_HEADERS = ("Uniqueid", "DestUniqueid", "TransfererUniqueid", "OrigTransfererUniqueid")
+
+
+def canonical_json(value: object) -> str:
+    """Sorted-key compact JSON: one text per value, so hashes are reproducible anywhere."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One event as the audit table stores it, before it gets a seq and a place in the chain."""
+
+    type: str
+    time: datetime
+    linkedid: str
+    uniqueid: str
+    payload: str
+    source: str
+    event_key: str
+    received_ns: int
+
+
+def first_header(frame: Frame, names: tuple[str, ...]) -> str:
+    for name in names:
+        value = frame.get(name)
+        if value:
+            return value
+    return ""
+
+
+def event_linkedid(frame: Frame) -> str:
+    return first_header(frame, _LINKEDID_HEADERS)
+
+
+def event_uniqueid(frame: Frame) -> str:
+    return first_header(frame, _UNIQUEID_HEADERS)
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    seconds, remainder = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=remainder // 1000)
+
+
+def event_time(frame: Frame) -> datetime:
+    """Asterisk's own ``Timestamp`` (manager.conf ``timestampevents = yes``), else receipt time."""
+    stamp = frame.get("Timestamp")
+    if stamp:
+        whole, _, fraction = stamp.partition(".")
+        if whole.isdigit() and (not fraction or fraction.isdigit()):
+            micros = int((fraction + "000000")[:6])
+            return datetime.fromtimestamp(int(whole), UTC).replace(microsecond=micros)
+    return ns_to_datetime(frame.received_ns)
+
+
+def event_key(payload: str, received_ns: int, source: str) -> str:
+    material = canonical_json({"payload": payload, "received_ns": received_ns, "source": source})
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def record_from_frame(frame: Frame, source: str = "ami") -> EventRecord:
+    payload = canonical_json(frame.to_dict())
+    return EventRecord(
+        type=frame.event or frame.response or "",
+        time=event_time(frame),
+        linkedid=event_linkedid(frame),
+        uniqueid=event_uniqueid(frame),
+        payload=payload,
+        source=source,
+        event_key=event_key(payload, frame.received_ns, source),
+        received_ns=frame.received_ns,
+    )

@@ -1,0 +1,85 @@
+"""Every call leg reaches the audit store through AMI, hash-chained and verifiable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telephony.audit import AuditEvent, Call, CallLeg, verify
+from telephony.config import resolve_path
+from telephony.db import make_engine
+from telephony.service import checkpoint_key
+from tests.conftest import Sandbox
+from tests.support.service import ServiceProcess
+from tests.support.sipp import run_scenario
+
+pytestmark = pytest.mark.asterisk
+
+
+@pytest.fixture
+def service(no_leaks: Sandbox, tmp_path: Path) -> Iterator[ServiceProcess]:
+    proc = ServiceProcess(no_leaks.config, tmp_path / "serve.log")
+    try:
+        proc.wait_ready()
+        deadline = time.monotonic() + 15
+        while not proc.events("ami.connected") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.events("ami.connected"), "the service never logged in to AMI"
+        yield proc
+    finally:
+        assert proc.stop() == 0
+
+
+def wait_for_call(url: str, predicate: str, timeout: float = 15.0) -> Call:
+    """Wait until the audit store holds an ended call whose caller is `predicate`."""
+    engine = make_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with Session(engine) as session:
+                call = session.scalars(
+                    select(Call).where(Call.caller == predicate, Call.ended_at.is_not(None))
+                ).first()
+                if call is not None:
+                    session.expunge(call)
+                    return call
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no ended call from {predicate} in the audit store")
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
+
+
+def test_one_call_gives_one_call_its_leg_and_an_ordered_verified_chain(
+    no_leaks: Sandbox, service: ServiceProcess
+) -> None:
+    result = run_scenario(
+        "uac_112.xml", no_leaks.sip_target, workdir=no_leaks.workdir, extra=("-d", "1500")
+    )
+    assert result.ok, result.output + result.errors
+    url = no_leaks.config.audit.database_url
+    call = wait_for_call(url, "081234567890")
+    assert call.outcome is not None and call.outcome.value == "abandoned-in-queue"
+    engine = make_engine(url)
+    with Session(engine) as session:
+        legs = session.scalars(select(CallLeg).where(CallLeg.linkedid == call.linkedid)).all()
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.linkedid == call.linkedid).order_by(AuditEvent.seq)
+        ).all()
+    assert [leg.uniqueid for leg in legs] == [call.linkedid]
+    assert legs[0].role.value == "caller" and legs[0].ended_at is not None
+    types = [e.type for e in events]
+    assert types[0] == "Newchannel" and types[-1] == "Hangup"
+    assert "QueueCallerJoin" in types and "QueueCallerAbandon" in types
+    assert types.index("QueueCallerJoin") < types.index("QueueCallerAbandon")
+    service.stop()
+    report = verify(
+        engine, resolve_path(no_leaks.config.audit.checkpoint_path), checkpoint_key(no_leaks.config)
+    )
+    engine.dispose()
+    assert report.ok, report
