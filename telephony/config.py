@@ -71,8 +71,8 @@ class AsteriskConfig:
 class AGIConfig:
     bind: str = "127.0.0.1"
     port: int = _checked(4573, _port)
-    session_budget_s: float = _checked(9.0, _positive)
-    dialplan_guard_s: int = _checked(11, _positive)
+    session_budget_s: float = _checked(11.0, _positive)
+    dialplan_guard_s: int = _checked(12, _positive)
     read_timeout_s: float = _checked(10.0, _positive)
     max_sessions: int = _checked(400, _positive)
 

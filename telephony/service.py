@@ -16,6 +16,7 @@ from typing import Protocol
 
 import structlog
 
+from telephony.agi import IVR, DefaultRouter, FastAGIServer, Router
 from telephony.ami import AMIConnection, Frame
 from telephony.audit import AuditWriter
 from telephony.config import Config, resolve_path
@@ -78,8 +79,24 @@ def audit_components(config: Config) -> list[Component]:
     return [writer, ami]
 
 
+def agi_component(config: Config, router: Router) -> FastAGIServer:
+    ivr = IVR(
+        resolve_path(config.ivr.prompts_dir), router, fallback_queue=config.ivr.default_queue
+    )
+    return FastAGIServer(
+        config.agi.bind,
+        config.agi.port,
+        {"ivr": ivr},
+        max_sessions=config.agi.max_sessions,
+        read_timeout=config.agi.read_timeout_s,
+        session_budget=config.agi.session_budget_s,
+    )
+
+
 def components(config: Config) -> list[Component]:
-    return audit_components(config)
+    """Audit first, so the calls the AGI server starts serving are already being recorded."""
+    router = DefaultRouter(config.ivr.default_queue)
+    return [*audit_components(config), agi_component(config, router)]
 
 
 class Service:

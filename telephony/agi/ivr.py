@@ -11,8 +11,9 @@ Time budget, measured from the moment Asterisk connects (right after the answer)
   the post-menu wait is shortened, so a silent caller is queued after at most deadline +
   ROUTER_GRACE, about 10.8 s. The server's watchdog (11 s) is the backstop; the
   requirement is 12 s.
-- after a key the caller hears only `connecting` (under 1.5 s) while the router runs in
-  parallel for at most router_timeout (1.5 s): queued about 1.6 s after the key.
+- after a key the IVR only waits for the router (at most router_timeout, 1.5 s; a few
+  milliseconds in practice) and returns: the caller is queued at once and hears
+  `connecting` as the first entry of the queue's waiting playlist (musiconhold_112.conf).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ MAX_INVALID_KEYS = 2
 # Even at the deadline, a router that answers this fast is waited for, so that silent
 # callers still get located.
 ROUTER_GRACE = 0.25
+# `connecting` is not played here but by the queue; it is checked so a missing file shows
+# at start-up, not as silence in a caller's ear.
 PROMPTS = ("welcome", "menu", "invalid", "connecting")
 LANGUAGES = ("id", "en")
 CALL_VARIABLES = {
@@ -176,8 +179,6 @@ class IVR:
         channel.set("IVR_LANGUAGE", choice.language)
         channel.set("QUEUE_PRIORITY", str(QUEUE_PRIORITIES[choice.emergency_type]))
         _audit(channel, choice)
-        with contextlib.suppress(_OutOfTime):
-            self._play(session, deadline, choice.language, "connecting", barge_in=False)
         not_after = max(
             min(pending.started + self._router_timeout, deadline),
             pending.started + ROUTER_GRACE,

@@ -59,7 +59,8 @@ def test_one_call_gives_one_call_its_leg_and_an_ordered_verified_chain(
     no_leaks: Sandbox, service: ServiceProcess
 ) -> None:
     result = run_scenario(
-        "uac_112.xml", no_leaks.sip_target, workdir=no_leaks.workdir, extra=("-d", "1500")
+        # Silent for 12.5 s: through the IVR (10.5 s) into the queue, then hang up there.
+        "uac_112.xml", no_leaks.sip_target, workdir=no_leaks.workdir, extra=("-d", "12500")
     )
     assert result.ok, result.output + result.errors
     url = no_leaks.config.audit.database_url
@@ -76,7 +77,9 @@ def test_one_call_gives_one_call_its_leg_and_an_ordered_verified_chain(
     types = [e.type for e in events]
     assert types[0] == "Newchannel" and types[-1] == "Hangup"
     assert "QueueCallerJoin" in types and "QueueCallerAbandon" in types
+    assert types.index("UserEvent") < types.index("QueueCallerJoin")
     assert types.index("QueueCallerJoin") < types.index("QueueCallerAbandon")
+    assert call.emergency_type == "unknown" and call.ivr_done_at is not None
     service.stop()
     report = verify(
         engine, resolve_path(no_leaks.config.audit.checkpoint_path), checkpoint_key(no_leaks.config)

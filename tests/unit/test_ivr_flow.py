@@ -67,19 +67,19 @@ def test_silent_caller_goes_to_default_queue_as_unknown(server: FastAGIServer) -
 def test_key_during_welcome_counts_at_once_and_skips_menu(server: FastAGIServer) -> None:
     t = FakeAsterisk(server.address, keys={"id/welcome": "2"}).run()
 
-    assert t.played == ["id/welcome", "id/connecting"]
+    assert t.played == ["id/welcome"]
     assert t.variables["EMERGENCY_TYPE"] == "medical"
     assert t.variables["QUEUE_PRIORITY"] == "20"
     assert t.variables["IVR_STATUS"] == "OK"
     assert t.events == ["IVRChoice,Digit: 2,EmergencyType: medical,Language: id,Source: dtmf"]
 
 
-def test_prompts_allow_barge_in_except_connecting(server: FastAGIServer) -> None:
+def test_every_prompt_allows_barge_in(server: FastAGIServer) -> None:
     t = FakeAsterisk(server.address).run()
     streams = {split_args(c)[2].rsplit("/", 1)[1]: split_args(c)[3]
                for c in t.commands if c.startswith("STREAM FILE")}
 
-    assert streams == {"welcome": "0123456789*#", "menu": "0123456789*#", "connecting": ""}
+    assert streams == {"welcome": "0123456789*#", "menu": "0123456789*#"}
     assert all(Path(split_args(c)[2]).is_absolute() for c in t.commands
                if c.startswith("STREAM FILE"))
 
@@ -88,7 +88,7 @@ def test_prompts_allow_barge_in_except_connecting(server: FastAGIServer) -> None
 def test_invalid_key_reprompts_once_then_valid_key(server: FastAGIServer, bad_key: str) -> None:
     t = FakeAsterisk(server.address, keys={"id/welcome": bad_key, "id/menu": "3"}).run()
 
-    assert t.played == ["id/welcome", "id/invalid", "id/menu", "id/connecting"]
+    assert t.played == ["id/welcome", "id/invalid", "id/menu"]
     assert t.variables["EMERGENCY_TYPE"] == "fire"
     assert t.variables["IVR_STATUS"] == "OK"
 
@@ -96,7 +96,7 @@ def test_invalid_key_reprompts_once_then_valid_key(server: FastAGIServer, bad_ke
 def test_second_invalid_key_goes_to_operator(server: FastAGIServer) -> None:
     t = FakeAsterisk(server.address, keys={"id/welcome": "*"}, waits=["#"]).run()
 
-    assert t.played == ["id/welcome", "id/invalid", "id/menu", "id/connecting"]
+    assert t.played == ["id/welcome", "id/invalid", "id/menu"]
     assert t.variables["EMERGENCY_TYPE"] == "unknown"
     assert t.variables["IVR_STATUS"] == "OK"
     assert t.events[0].endswith("Digit: #,EmergencyType: unknown,Language: id,Source: invalid")
@@ -111,7 +111,7 @@ def test_key_after_menu_counts(server: FastAGIServer) -> None:
 def test_nine_switches_to_english(server: FastAGIServer) -> None:
     t = FakeAsterisk(server.address, keys={"id/menu": "9", "en/menu": "4"}).run()
 
-    assert t.played == ["id/welcome", "id/menu", "en/menu", "en/connecting"]
+    assert t.played == ["id/welcome", "id/menu", "en/menu"]
     assert t.variables["EMERGENCY_TYPE"] == "sar"
     assert t.variables["IVR_LANGUAGE"] == "en"
     assert t.events == ["IVRChoice,Digit: 4,EmergencyType: sar,Language: en,Source: dtmf"]
@@ -125,7 +125,7 @@ def test_nine_in_english_is_invalid(server: FastAGIServer) -> None:
 
 
 def test_dtmf_flood_only_first_key_counts(server: FastAGIServer) -> None:
-    keys = {"id/welcome": "5", "id/connecting": "1"}
+    keys = {"id/welcome": "5"}
     t = FakeAsterisk(server.address, keys=keys, waits=list("1234" * 50)).run()
 
     assert t.variables["EMERGENCY_TYPE"] == "disaster"
@@ -136,7 +136,7 @@ def test_dtmf_flood_only_first_key_counts(server: FastAGIServer) -> None:
 def test_preset_type_skips_menu(server: FastAGIServer, preset: str) -> None:
     t = FakeAsterisk(server.address, args=[preset]).run()
 
-    assert t.played == ["id/welcome", "id/connecting"]
+    assert t.played == ["id/welcome"]
     assert t.variables["EMERGENCY_TYPE"] == preset.strip().lower()
     assert t.variables["IVR_STATUS"] == "OK"
     assert t.events[0].endswith(",Source: preset")
