@@ -17,6 +17,7 @@ import structlog
 
 from telephony import __version__, logs
 from telephony import config as config_mod
+from telephony.location import commands as location_commands
 from telephony.pbx import deploy, sandbox
 from telephony.pbx.process import AsteriskError
 from telephony.pbx.provision import ProvisionError
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _register_asterisk(sub)
     _register_deploy(sub)
+    location_commands.register(sub)
     return parser
 
 

@@ -91,6 +91,12 @@ class IVRConfig:
 
 
 @dataclass(frozen=True)
+class LocationConfig:
+    regions_file: str = "config/regions.toml"
+    trunk_trusted: bool = True
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     database_url: str = "sqlite:///var/telephony.db"
     spool_path: str = "var/audit-spool.jsonl"
@@ -107,6 +113,7 @@ class Config:
     agi: AGIConfig = field(default_factory=AGIConfig)
     ami: AMIConfig = field(default_factory=AMIConfig)
     ivr: IVRConfig = field(default_factory=IVRConfig)
+    location: LocationConfig = field(default_factory=LocationConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
 
 

@@ -55,5 +55,6 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])
-    # SQLAlchemy's engine logger echoes every statement at INFO; keep it to warnings.
-    logging.getLogger("sqlalchemy.engine").setLevel(max(_LEVELS[level], logging.WARNING))
+    # SQLAlchemy echoes every statement and alembic every migration step at INFO.
+    for chatty in ("sqlalchemy.engine", "alembic"):
+        logging.getLogger(chatty).setLevel(max(_LEVELS[level], logging.WARNING))

@@ -15,15 +15,17 @@ from types import FrameType
 from typing import Protocol
 
 import structlog
+from sqlalchemy import Engine
 
-from telephony.agi import IVR, DefaultRouter, FastAGIServer, Router
+from telephony.agi import IVR, FastAGIServer, Router
 from telephony.ami import AMIConnection, Frame
 from telephony.audit import AuditWriter
 from telephony.config import Config, resolve_path
-from telephony.db import make_engine
-from telephony.migrations import upgrade
+from telephony.location import SqlCellDatabase, SqlRouteTable, load_regions
+from telephony.location.router import LocationRouter
 from telephony.pbx.render import Layout, ami_secret
 from telephony.secretfile import read_or_create
+from telephony.store import open_database
 
 log = structlog.get_logger(__name__)
 
@@ -46,18 +48,8 @@ def audit_path(config: Config, value: str) -> Path:
     return path
 
 
-def database_url(config: Config) -> str:
-    url = config.audit.database_url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        # A relative SQLite path needs its directory, like every other path under var/.
-        audit_path(config, url.removeprefix("sqlite:///"))
-    return url
-
-
-def audit_components(config: Config) -> list[Component]:
+def audit_components(config: Config, engine: Engine) -> list[Component]:
     """The audit writer and the AMI client that feeds it, in start order."""
-    engine = make_engine(database_url(config))
-    upgrade(engine)
     events: queue.Queue[Frame] = queue.Queue()
     writer = AuditWriter(
         engine,
@@ -93,10 +85,20 @@ def agi_component(config: Config, router: Router) -> FastAGIServer:
     )
 
 
+def location_router(config: Config, engine: Engine) -> LocationRouter:
+    return LocationRouter(
+        load_regions(resolve_path(config.location.regions_file)),
+        SqlCellDatabase(engine),
+        SqlRouteTable(engine),
+        trusted_trunk=config.location.trunk_trusted,
+    )
+
+
 def components(config: Config) -> list[Component]:
     """Audit first, so the calls the AGI server starts serving are already being recorded."""
-    router = DefaultRouter(config.ivr.default_queue)
-    return [*audit_components(config), agi_component(config, router)]
+    engine = open_database(config)
+    router = location_router(config, engine)
+    return [*audit_components(config, engine), agi_component(config, router)]
 
 
 class Service:

@@ -4,7 +4,7 @@ The dialplan reports what only it knows through ``UserEvent``s:
 
 * ``UserEvent: IVRChoice`` with ``EmergencyType`` (ends the IVR) and/or ``Language``;
 * ``UserEvent: IVRLocation`` with ``Source``, ``Lat``, ``Lon``, ``Radius`` (metres), ``CellId``,
-  ``RegencyCode``.
+  ``RegencyCode`` and ``CallerE164`` (the normalised number, which replaces Newchannel's raw one).
 
 A leg's role can be forced with the channel variable ``CALLROLE`` (e.g. ``callback`` on an
 originated callback) when manager.conf has ``channelvars = CALLROLE``; otherwise the channel
@@ -299,6 +299,7 @@ def _user_event(work: _Work, event: Frame, at: datetime) -> None:
             work.set_call(ivr_language=language)
     elif kind == "IVRLocation":
         work.set_call(
+            caller=event.get("CallerE164") or work.call.caller,
             location_source=event.get("Source"),
             location_lat=_float(event.get("Lat")),
             location_lon=_float(event.get("Lon")),

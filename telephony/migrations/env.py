@@ -6,7 +6,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import telephony.audit.models  # noqa: F401  (registers the audit tables on Base.metadata)
+import telephony.audit.models
+import telephony.location.store  # noqa: F401  (and the location tables)
 from telephony.db import Base, make_engine
 
 

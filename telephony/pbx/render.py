@@ -15,6 +15,7 @@ import jinja2
 
 from telephony.audit import AUDITED_EVENTS
 from telephony.config import Config, resolve_path
+from telephony.location import load_regions, queue_name
 from telephony.pbx.provision import AsteriskInstall
 from telephony.secretfile import read_or_create
 
@@ -132,9 +133,21 @@ def ami_secret(config: Config, layout: Layout) -> str:
     return read_or_create(layout.root / AMI_SECRET_FILE)
 
 
+def queues(config: Config) -> dict[str, str]:
+    """Every queue we render, name -> what it serves: the province and launched regencies."""
+    regions = load_regions(resolve_path(config.location.regions_file))
+    found = {queue_name(regions.province_code): regions.province_name}
+    for regency in sorted(regions.regencies.values(), key=lambda r: r.code):
+        if regency.launch:
+            found[queue_name(regency.code)] = f"{regency.code} {regency.name}"
+    found.setdefault(config.ivr.default_queue, "default queue")
+    return found
+
+
 def context(config: Config, secret: str) -> dict[str, object]:
     return {
         "config": config,
+        "queues": queues(config),
         "ami_secret": secret,
         "ami_events": AMI_EVENTS,
         "prompts_dir": resolve_path(config.ivr.prompts_dir),

@@ -64,7 +64,8 @@ def test_one_call_gives_one_call_its_leg_and_an_ordered_verified_chain(
     )
     assert result.ok, result.output + result.errors
     url = no_leaks.config.audit.database_url
-    call = wait_for_call(url, "081234567890")
+    # The IVR normalises the From user 081234567890 to E.164 (no PAI on this call).
+    call = wait_for_call(url, "+6281234567890")
     assert call.outcome is not None and call.outcome.value == "abandoned-in-queue"
     engine = make_engine(url)
     with Session(engine) as session:

@@ -1,0 +1,110 @@
+"""Caller number and location from real INVITEs (SIPp) to the right regency queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from telephony.location import import_cells, import_routes, load_regions
+from telephony.store import open_database
+from tests.conftest import Sandbox
+from tests.support.ami import Watcher, watching
+from tests.support.service import ServiceProcess
+from tests.support.sipp import SippResult, run_scenario
+
+pytestmark = pytest.mark.asterisk
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+# In config/routing.example.csv: MCC 510, MNC 10, TAC 8705 (0x2201), ECI 703710 (0x00ABCDE)
+# routes to Kab. Malang. The PIDF-LO point is in Kota Surabaya: a routing mix-up shows.
+EUTRAN_PANI = "3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=51010220100ABCDE; network-provided"
+SURABAYA = ("-7.2575", "112.7521")
+
+
+@pytest.fixture
+def located(no_leaks: Sandbox, tmp_path: Path) -> Iterator[tuple[Sandbox, Watcher]]:
+    engine = open_database(no_leaks.config)
+    regions = load_regions(CONFIG / "regions.toml")
+    import_routes(engine, CONFIG / "routing.example.csv", regions=regions)
+    import_cells(engine, CONFIG / "cells.example.csv")
+    engine.dispose()
+    proc = ServiceProcess(no_leaks.config, tmp_path / "serve.log")
+    try:
+        proc.wait_ready()
+        with watching(no_leaks.config) as ami:
+            yield no_leaks, ami
+    finally:
+        proc.stop()
+
+
+def call(sandbox: Sandbox, scenario: str, **keys: str) -> SippResult:
+    extra: list[str] = ["-d", "12000"]  # silent: through the IVR into the queue
+    for key, value in keys.items():
+        extra += ["-key", key, value]
+    return run_scenario(
+        scenario, sandbox.sip_target, workdir=sandbox.workdir, extra=tuple(extra), timeout_s=40
+    )
+
+
+def queued_as(ami: Watcher, number: str) -> dict[str, str]:
+    """The IVRLocation and CallQueued facts the dialplan reported for caller `number`."""
+    join = ami.wait_for("QueueCallerJoin", lambda f: f.get("CallerIDNum") == number, timeout=30)
+    linkedid = join.frame.get("Linkedid")
+    facts = {"JoinedQueue": join.frame.get("Queue") or ""}
+    for kind in ("IVRLocation", "CallQueued"):
+        event = ami.wait_for(
+            "UserEvent",
+            lambda f, k=kind: f.get("UserEvent") == k and f.get("Linkedid") == linkedid,
+            timeout=5,
+        )
+        facts.update({k: v for k, v in event.frame.fields})
+    return facts
+
+
+def test_cell_and_pidf_route_to_different_regencies_and_bad_input_to_the_province(
+    located: tuple[Sandbox, Watcher],
+) -> None:
+    sandbox, ami = located
+    calls = {
+        "cell": ("uac_112_pani.xml", {"pai": "<sip:081230000001@mno.example;user=phone>",
+                                      "pani": EUTRAN_PANI}),
+        "pidf": ("uac_112_pidf.xml", {"pai": "<sip:+6281230000002@mno.example;user=phone>",
+                                      "lat": SURABAYA[0], "lon": SURABAYA[1]}),
+        "bad-pani": ("uac_112_pani.xml", {"pai": "<sip:6281230000003@mno.example;user=phone>",
+                                          "pani": "3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=51;;"}),
+        "none": ("uac_112_pani.xml", {"pai": "<sip:081230000004@mno.example;user=phone>",
+                                      "pani": "IEEE-802.11"}),
+    }
+    with ThreadPoolExecutor(len(calls)) as pool:
+        results = {name: pool.submit(call, sandbox, scenario, **keys)
+                   for name, (scenario, keys) in calls.items()}
+        facts = {
+            "cell": queued_as(ami, "081230000001"),
+            "pidf": queued_as(ami, "+6281230000002"),
+            "bad-pani": queued_as(ami, "6281230000003"),
+            "none": queued_as(ami, "081230000004"),
+        }
+        for name, future in results.items():
+            outcome = future.result()
+            assert outcome.ok, f"{name}: {outcome.output}{outcome.errors}"
+
+    cell = facts["cell"]
+    assert cell["JoinedQueue"] == "reg-3507" and cell["RegencyCode"] == "35.07"
+    assert cell["Source"] == "cell-route" and cell["CellId"] == "LTE:510-10-8705-703710"
+    assert cell["CallerE164"] == "+6281230000001"
+
+    pidf = facts["pidf"]
+    assert pidf["JoinedQueue"] == "reg-3578" and pidf["RegencyCode"] == "35.78"
+    assert pidf["Source"] in ("pidf-lo", "geoloc-profile")
+    assert float(pidf["Lat"]) == pytest.approx(-7.2575)
+    assert pidf["CallerE164"] == "+6281230000002"
+
+    for name in ("bad-pani", "none"):
+        assert facts[name]["JoinedQueue"] == "prov-35", name
+        assert facts[name]["RegencyCode"] == "", name
+        assert facts[name]["Source"] == "", name  # no usable location: province default
+    assert facts["bad-pani"]["CallerE164"] == "+6281230000003"
+    assert all(f["EmergencyType"] == "unknown" for f in facts.values())
