@@ -107,6 +107,12 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    bind: str = "127.0.0.1"
+    port: int = _checked(9112, _port)
+
+
+@dataclass(frozen=True)
 class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
@@ -115,6 +121,7 @@ class Config:
     ivr: IVRConfig = field(default_factory=IVRConfig)
     location: LocationConfig = field(default_factory=LocationConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 def _sections() -> dict[str, type[Any]]:

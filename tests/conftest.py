@@ -58,6 +58,7 @@ def sandbox_config(root: Path, *overrides: str) -> config_mod.Config:
             f"asterisk.sip_port={free_port(socket.SOCK_DGRAM)}",
             f"asterisk.ami_port={free_port()}",
             f"agi.port={free_port()}",
+            f"health.port={free_port()}",
             "asterisk.timer_t1=100",
             f"audit.database_url=sqlite:///{root / 'telephony.db'}",
             f"audit.spool_path={root / 'audit-spool.jsonl'}",
