@@ -17,7 +17,9 @@ import structlog
 
 from telephony import __version__, logs
 from telephony import config as config_mod
+from telephony.audit import commands as audit_commands
 from telephony.location import commands as location_commands
+from telephony.operators import commands as operator_commands
 from telephony.pbx import deploy, sandbox
 from telephony.pbx.process import AsteriskError
 from telephony.pbx.provision import ProvisionError
@@ -150,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     _register_asterisk(sub)
     _register_deploy(sub)
     location_commands.register(sub)
+    audit_commands.register(sub)
+    operator_commands.register(sub)
     return parser
 
 

@@ -104,6 +104,29 @@ class AuditConfig:
     checkpoint_key: str = ""
     checkpoint_key_file: str = "var/audit-hmac.key"
     checkpoint_interval_s: float = _checked(60.0, _positive)
+    cel_path: str = ""
+
+
+@dataclass(frozen=True)
+class OperatorsConfig:
+    file: str = "config/operators.toml"
+    overflow_s: int = _checked(20, _positive)
+    wrapup_s: int = _checked(5, _positive)
+    # Feature code prefix for handing a call over to another regency: *8 + regency digits.
+    handover_prefix: str = "*8"
+
+
+@dataclass(frozen=True)
+class CallbacksConfig:
+    # The number a called-back citizen sees: the centre's own.
+    centre_number: str = "112"
+    centre_name: str = "112 Jawa Timur"
+    # Where calls to citizens leave, e.g. sip:127.0.0.2:5060 (the network's SIP side).
+    trunk_contact: str = ""
+    # Repeated abandoned calls from one number within this window join one callback item.
+    merge_window_s: int = _checked(1800, _positive)
+    # A caller who hangs up before the welcome has been heard is not called back.
+    min_ivr_s: float = _checked(3.0, _positive)
 
 
 @dataclass(frozen=True)
@@ -121,6 +144,8 @@ class Config:
     ivr: IVRConfig = field(default_factory=IVRConfig)
     location: LocationConfig = field(default_factory=LocationConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    operators: OperatorsConfig = field(default_factory=OperatorsConfig)
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -18,16 +19,22 @@ import structlog
 from sqlalchemy import Engine
 
 from telephony.agi import IVR, FastAGIServer, Router
-from telephony.ami import AMIConnection, Frame
+from telephony.ami import AMIConnection, AMIError, Frame
 from telephony.audit import AuditWriter
+from telephony.audit.reconcile import cel_path, reconcile_on_connect
+from telephony.callbacks.items import sweep
 from telephony.config import Config, resolve_path
 from telephony.location import SqlCellDatabase, SqlRouteTable, load_regions
 from telephony.location.router import LocationRouter
-from telephony.pbx.render import Layout, ami_secret
+from telephony.operators import presence
+from telephony.operators.roster import load_roster
+from telephony.pbx.render import Layout, ami_secret, queues
 from telephony.secretfile import read_or_create
 from telephony.store import open_database
 
 log = structlog.get_logger(__name__)
+
+SWEEP_INTERVAL_S = 2.0
 
 
 class Component(Protocol):
@@ -42,33 +49,49 @@ def checkpoint_key(config: Config) -> bytes:
     return read_or_create(resolve_path(config.audit.checkpoint_key_file)).encode()
 
 
-def audit_path(config: Config, value: str) -> Path:
+def audit_path(value: str) -> Path:
     path = resolve_path(value)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def audit_components(config: Config, engine: Engine) -> list[Component]:
-    """The audit writer and the AMI client that feeds it, in start order."""
-    events: queue.Queue[Frame] = queue.Queue()
-    writer = AuditWriter(
-        engine,
-        events,
-        audit_path(config, config.audit.spool_path),
-        audit_path(config, config.audit.checkpoint_path),
-        checkpoint_key(config),
-        checkpoint_interval_s=config.audit.checkpoint_interval_s,
-    )
-    secret = ami_secret(config, Layout(resolve_path(config.asterisk.runtime_dir)))
-    ami = AMIConnection(
-        config.asterisk.ami_bind,
-        config.asterisk.ami_port,
-        config.ami.username,
-        secret,
-        on_event=events.put,
-        keepalive_s=config.ami.keepalive_s,
-    )
-    return [writer, ami]
+def presence_restorer(config: Config, engine: Engine) -> Callable[[AMIConnection], None]:
+    """Put logged-in operators back into Asterisk's queues, from the database."""
+
+    def restore(ami: AMIConnection) -> None:
+        regions = load_regions(resolve_path(config.location.regions_file))
+        roster = load_roster(resolve_path(config.operators.file), regions)
+        try:
+            presence.restore(ami, roster, presence.states(engine), regions, queues(config))
+        except AMIError as exc:
+            log.error("presence.restore_failed", error=str(exc))
+
+    return restore
+
+
+class CallbackSweeper:
+    """Turns abandoned calls into callback items every few seconds, off the AMI path."""
+
+    def __init__(self, config: Config, engine: Engine) -> None:
+        self._config = config
+        self._engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="callback-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        options = self._config.callbacks
+        while not self._stop.wait(SWEEP_INTERVAL_S):
+            try:
+                sweep(self._engine, options.merge_window_s, options.min_ivr_s)
+            except Exception:  # a bad row must not end callbacks for the rest of the shift
+                log.exception("callbacks.sweep_failed")
 
 
 def agi_component(config: Config, router: Router) -> FastAGIServer:
@@ -85,20 +108,41 @@ def agi_component(config: Config, router: Router) -> FastAGIServer:
     )
 
 
-def location_router(config: Config, engine: Engine) -> LocationRouter:
-    return LocationRouter(
-        load_regions(resolve_path(config.location.regions_file)),
-        SqlCellDatabase(engine),
-        SqlRouteTable(engine),
-        trusted_trunk=config.location.trunk_trusted,
-    )
-
-
 def components(config: Config) -> list[Component]:
     """Audit first, so the calls the AGI server starts serving are already being recorded."""
     engine = open_database(config)
-    router = location_router(config, engine)
-    return [*audit_components(config, engine), agi_component(config, router)]
+    regions = load_regions(resolve_path(config.location.regions_file))
+    router = LocationRouter(
+        regions, SqlCellDatabase(engine), SqlRouteTable(engine),
+        trusted_trunk=config.location.trunk_trusted,
+    )
+    events: queue.Queue[Frame] = queue.Queue()
+    writer = AuditWriter(
+        engine,
+        events,
+        audit_path(config.audit.spool_path),
+        audit_path(config.audit.checkpoint_path),
+        checkpoint_key(config),
+        checkpoint_interval_s=config.audit.checkpoint_interval_s,
+    )
+    backfill = reconcile_on_connect(writer, engine, cel_path(config))
+    restore = presence_restorer(config, engine)
+    ami: AMIConnection
+
+    def on_connect() -> None:
+        backfill()
+        restore(ami)
+
+    ami = AMIConnection(
+        config.asterisk.ami_bind,
+        config.asterisk.ami_port,
+        config.ami.username,
+        ami_secret(config, Layout(resolve_path(config.asterisk.runtime_dir))),
+        on_event=events.put,
+        on_connect=on_connect,
+        keepalive_s=config.ami.keepalive_s,
+    )
+    return [writer, ami, CallbackSweeper(config, engine), agi_component(config, router)]
 
 
 class Service:
@@ -127,4 +171,3 @@ class Service:
                 part.stop()
             log.info("service.stopped")
         return 0
-

@@ -2,9 +2,9 @@
 
 Dialplan contract: AGI(agi://127.0.0.1:4573/ivr,${PRESET_TYPE}), where agi_arg_1 is empty
 for 112 or police/medical/fire/sar/disaster for a direct-dial number (no menu then).
-On return the channel has EMERGENCY_TYPE, IVR_LANGUAGE, QUEUE_PRIORITY, TARGET_QUEUE, the
-router's variables, and IVR_STATUS=OK set last. IVR_STATUS unset or FAILED means the IVR
-did not finish: the dialplan must then fail open to its default queue.
+On return the channel has EMERGENCY_TYPE, IVR_LANGUAGE, QUEUE_PRIORITY, SCREEN_TAG,
+TARGET_QUEUE, the router's variables, and IVR_STATUS=OK set last. IVR_STATUS unset or
+FAILED means the IVR did not finish: the dialplan must then fail open to its default queue.
 
 Time budget, measured from the moment Asterisk connects (right after the answer):
 - the IVR returns by `deadline` (10.5 s): a prompt that would end later is not played and
@@ -45,6 +45,15 @@ QUEUE_PRIORITIES = {
     "sar": 10,
     "disaster": 10,
     UNKNOWN: 10,
+}
+# The short tag an operator's phone shows before the regency and number (screen-pop).
+SCREEN_TAGS = {
+    "police": "POL",
+    "medical": "AMB",
+    "fire": "DAMKAR",
+    "sar": "SAR",
+    "disaster": "BENCANA",
+    UNKNOWN: "112",
 }
 ENGLISH_KEY = "9"
 ESCAPE_DIGITS = "0123456789*#"
@@ -178,6 +187,7 @@ class IVR:
         channel.set("EMERGENCY_TYPE", choice.emergency_type)
         channel.set("IVR_LANGUAGE", choice.language)
         channel.set("QUEUE_PRIORITY", str(QUEUE_PRIORITIES[choice.emergency_type]))
+        channel.set("SCREEN_TAG", SCREEN_TAGS[choice.emergency_type])
         _audit(channel, choice)
         not_after = max(
             min(pending.started + self._router_timeout, deadline),

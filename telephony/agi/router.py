@@ -24,7 +24,8 @@ VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")
 MAX_VALUE_LENGTH = 1024
 # Variables the IVR itself sets; a router must not overwrite the dialplan contract.
 RESERVED_VARIABLES = frozenset(
-    {"EMERGENCY_TYPE", "IVR_LANGUAGE", "TARGET_QUEUE", "QUEUE_PRIORITY", "IVR_STATUS"}
+    {"EMERGENCY_TYPE", "IVR_LANGUAGE", "TARGET_QUEUE", "QUEUE_PRIORITY", "SCREEN_TAG",
+     "IVR_STATUS"}
 )
 
 

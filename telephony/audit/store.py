@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from telephony.ami.frames import Frame
@@ -17,6 +17,8 @@ from telephony.audit.models import AuditEvent, Call, CallLeg
 from telephony.audit.projection import CallState, LegState, Phase, apply
 
 CallView = tuple[CallState | None, dict[str, LegState]]
+# The PostgreSQL advisory lock that every appender holds while it extends the chain.
+CHAIN_LOCK_ID = 112_0001
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,26 @@ class BatchResult:
     ended: list[CallState] = field(default_factory=list)
 
 
+def lock_chain(session: Session) -> None:
+    """Hold the chain tail until the transaction ends, so appenders queue rather than race.
+
+    The live writer and a reconcile (``telephony audit reconcile``, another process) both
+    append. PostgreSQL: a transaction-scoped advisory lock. SQLite: ``BEGIN IMMEDIATE`` takes
+    the database's single write lock before the tail is read (pysqlite would otherwise begin
+    only at the first INSERT). Without it no fork is possible either, since ``seq`` is the
+    primary key, but the loser would fail its commit instead of waiting.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK_ID)))
+    elif connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if not getattr(raw, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def read_tail(session: Session) -> Tail:
+    lock_chain(session)
     row = session.execute(
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()

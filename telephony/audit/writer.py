@@ -14,7 +14,7 @@ import collections
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from telephony.ami.frames import Frame
 from telephony.audit.checkpoints import CheckpointLog
 from telephony.audit.events import record_from_frame
 from telephony.audit.spool import Spool
-from telephony.audit.store import ProjectionCache, Tail, write_batch
+from telephony.audit.store import ProjectionCache, Tail, read_tail, write_batch
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +84,7 @@ class AuditWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._lag: collections.deque[float] = collections.deque(maxlen=lag_samples)
+        self._jobs: queue.Queue[Callable[[], object]] = queue.Queue()
         self._written = 0
         self._duplicates = 0
         self._spooled = 0
@@ -100,6 +101,15 @@ class AuditWriter:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def submit(self, job: Callable[[], object]) -> None:
+        """Run ``job`` on the writer thread between batches, once the spool is empty.
+
+        For work that appends to the chain, like a CEL reconcile: the spooled events go in
+        first, nothing else appends meanwhile, and the projection cache is dropped afterwards
+        since the job may have changed projections. Jobs still queued at stop are dropped.
+        """
+        self._jobs.put(job)
 
     def metrics(self) -> WriterMetrics:
         with self._lock:
@@ -121,6 +131,8 @@ class AuditWriter:
                 self._handle(batch)
             elif self._spool.backlog:
                 self._replay()
+            if not stopping and not self._spool.backlog:
+                self._run_jobs()
             self._checkpoint(force=False)
             if stopping and not batch:
                 break
@@ -205,6 +217,25 @@ class AuditWriter:
                 answer_seconds=call.answer_seconds,
             )
         return True
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                job()
+            except Exception:
+                log.exception("audit.job_failed")
+            self._cache.clear()
+            try:
+                with Session(self._engine) as session:
+                    tail = read_tail(session)
+            except SQLAlchemyError:
+                continue
+            with self._lock:
+                self._tail = tail
 
     def _checkpoint(self, *, force: bool) -> None:
         tail = self._tail

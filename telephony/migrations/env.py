@@ -6,8 +6,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+# Each store registers its tables on Base.metadata when imported.
 import telephony.audit.models
-import telephony.location.store  # noqa: F401  (and the location tables)
+import telephony.callbacks.items
+import telephony.location.store
+import telephony.operators.presence  # noqa: F401
 from telephony.db import Base, make_engine
 
 

@@ -16,6 +16,7 @@ import jinja2
 from telephony.audit import AUDITED_EVENTS
 from telephony.config import Config, resolve_path
 from telephony.location import load_regions, queue_name
+from telephony.operators.roster import REALM, load_roster, overflow_queue
 from telephony.pbx.provision import AsteriskInstall
 from telephony.secretfile import read_or_create
 
@@ -134,20 +135,27 @@ def ami_secret(config: Config, layout: Layout) -> str:
 
 
 def queues(config: Config) -> dict[str, str]:
-    """Every queue we render, name -> what it serves: the province and launched regencies."""
+    """Every queue we render, name -> what it serves: each launched regency's own queue and
+    overflow queue (its operators and its neighbours'), and the province queue."""
     regions = load_regions(resolve_path(config.location.regions_file))
     found = {queue_name(regions.province_code): regions.province_name}
     for regency in sorted(regions.regencies.values(), key=lambda r: r.code):
         if regency.launch:
             found[queue_name(regency.code)] = f"{regency.code} {regency.name}"
+            found[overflow_queue(regency.code)] = f"{regency.code} {regency.name} and neighbours"
     found.setdefault(config.ivr.default_queue, "default queue")
     return found
 
 
 def context(config: Config, secret: str) -> dict[str, object]:
+    regions = load_regions(resolve_path(config.location.regions_file))
     return {
         "config": config,
         "queues": queues(config),
+        "province_code": regions.province_code,
+        "province_queue": queue_name(regions.province_code),
+        "operators": load_roster(resolve_path(config.operators.file), regions),
+        "realm": REALM,
         "ami_secret": secret,
         "ami_events": AMI_EVENTS,
         "prompts_dir": resolve_path(config.ivr.prompts_dir),

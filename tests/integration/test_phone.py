@@ -244,8 +244,9 @@ def test_trunk_caller_reaches_operator_through_queue(box: Sandbox, tmp_path: Pat
             )
             call.wait_confirmed(10)
             incoming = operator.wait_incoming(15)
-            # What a screen pop shows: the asserted caller, not the trunk's From.
-            assert incoming.from_display_name == CALLER_NAME
+            # The screen pop: type tag, regency (the province here: the service is not
+            # running, so the call failed open) and the asserted number, not the trunk's From.
+            assert incoming.from_display_name == f"112 35 {CALLER_NUMBER}"
             assert incoming.from_user == CALLER_NUMBER
             incoming.wait_confirmed(5)
             call.send_dtmf("2")

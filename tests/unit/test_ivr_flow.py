@@ -54,6 +54,7 @@ def test_silent_caller_goes_to_default_queue_as_unknown(server: FastAGIServer) -
         "EMERGENCY_TYPE": "unknown",
         "IVR_LANGUAGE": "id",
         "QUEUE_PRIORITY": "10",
+        "SCREEN_TAG": "112",
         "TARGET_QUEUE": DEFAULT_QUEUE,
         "IVR_STATUS": "OK",
     }
@@ -70,6 +71,7 @@ def test_key_during_welcome_counts_at_once_and_skips_menu(server: FastAGIServer)
     assert t.played == ["id/welcome"]
     assert t.variables["EMERGENCY_TYPE"] == "medical"
     assert t.variables["QUEUE_PRIORITY"] == "20"
+    assert t.variables["SCREEN_TAG"] == "AMB"
     assert t.variables["IVR_STATUS"] == "OK"
     assert t.events == ["IVRChoice,Digit: 2,EmergencyType: medical,Language: id,Source: dtmf"]
 

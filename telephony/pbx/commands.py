@@ -1,0 +1,104 @@
+"""`telephony deploy`: put our configuration on an Asterisk and prove it runs.
+
+    telephony deploy render --target DIR        write our *_112.conf includes, print #include lines
+    telephony deploy check [--asterisk-cli CMD] [--target DIR]
+    telephony deploy apply [--asterisk-cli CMD] [--target DIR]
+
+Without --asterisk-cli the target is the sandbox of `telephony asterisk up`; with it, any
+command prefix that runs one CLI command, e.g. --asterisk-cli "asterisk -rx". --target
+defaults to the configuration directory that Asterisk reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+from pathlib import Path
+
+from telephony.config import Config
+from telephony.pbx import deploy, sandbox
+from telephony.pbx.check import CLI, Problem
+from telephony.pbx.render import ami_secret
+
+
+def _render(config: Config, args: argparse.Namespace) -> int:
+    result = deploy.render(config, args.target)
+    _print_rendered(result)
+    print("\nAdd these lines to the main files (once):")
+    for main, line in result.include_lines.items():
+        print(f"  {main}: {line}")
+    return 0
+
+
+def _print_rendered(result: deploy.Rendered) -> None:
+    for path in result.written:
+        print(f"wrote     {path}")
+    for path in result.unchanged:
+        print(f"unchanged {path}")
+
+
+def _target(config: Config, args: argparse.Namespace) -> tuple[CLI, Config, Path]:
+    """The Asterisk to talk to, the config to render for it, and its config directory."""
+    cli: CLI
+    if args.asterisk_cli:
+        cli = deploy.CommandCLI(shlex.split(args.asterisk_cli))
+    else:
+        asterisk = sandbox.attach(config)
+        cli = asterisk
+        if not config.ami.secret:
+            # The sandbox generates its AMI secret; production must set one.
+            ami = dataclasses.replace(config.ami, secret=ami_secret(config, asterisk.layout))
+            config = dataclasses.replace(config, ami=ami)
+    confdir = args.target or deploy.setting(cli, "Configuration directory")
+    return cli, config, confdir
+
+
+def _report(problems: tuple[Problem, ...] | list[Problem], what: str) -> int:
+    for problem in problems:
+        print(problem)
+    print(f"deploy {what}: {len(problems)} problem(s)" if problems else f"deploy {what}: ok")
+    return 1 if problems else 0
+
+
+def _check(config: Config, args: argparse.Namespace) -> int:
+    cli, config, confdir = _target(config, args)
+    return _report(deploy.verify(cli, config, confdir), "check")
+
+
+def _apply(config: Config, args: argparse.Namespace) -> int:
+    cli, config, confdir = _target(config, args)
+    applied = deploy.apply(cli, config, confdir)
+    _print_rendered(applied.rendered)
+    print(f"reloaded  {', '.join(deploy.RELOADS)}")
+    if not applied.reloaded.captured:
+        print("note: Asterisk's log of the reloads is not readable here; see its messages log")
+    return _report((*applied.reloaded.problems, *applied.problems), "apply")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("deploy", help="put our configuration on a production Asterisk")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    render = actions.add_parser(
+        "render", help="write our *_112.conf include files and print the #include lines"
+    )
+    render.add_argument(
+        "--target", type=Path, required=True, metavar="DIR",
+        help="the Asterisk config directory, e.g. /etc/asterisk",
+    )
+    render.set_defaults(handler=_render)
+    for name, handler, text in (
+        ("check", _check, "check that Asterisk loaded our configuration, and the prompts"),
+        ("apply", _apply, "render, reload only the modules concerned, then check"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument(
+            "--asterisk-cli", metavar="CMD",
+            help='command prefix that runs one CLI command, e.g. "asterisk -rx" '
+                 "(default: the sandbox)",
+        )
+        action.add_argument(
+            "--target", type=Path, metavar="DIR",
+            help="Asterisk's config directory (default: as Asterisk reports it)",
+        )
+        action.set_defaults(handler=handler)
