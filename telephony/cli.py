@@ -169,7 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config_mod.ConfigError as exc:
         print(f"telephony: config error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(config.service.log_level, config.service.log_format)
+    # The service's log is its output; every other command reports on stdout and logs aside.
+    stream = sys.stdout if args.command == "serve" else sys.stderr
+    logs.configure(config.service.log_level, config.service.log_format, stream)
     try:
         status: int = args.handler(config, args)
     except (ProvisionError, AsteriskError, deploy.DeployError) as exc:

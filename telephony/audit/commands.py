@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -103,14 +102,10 @@ def _engine(config: Config) -> Iterator[Engine]:
 
 
 def _command(handler: Handler) -> Handler:
-    """Report on stdout, logs (reconcile progress, migrations) on stderr so ``--json`` output
-    stays parseable; an unreachable database is one line, not a traceback."""
+    """An unreachable database is one line, not a traceback."""
 
     @functools.wraps(handler)
     def run(config: Config, args: argparse.Namespace) -> int:
-        for log_handler in logging.getLogger().handlers:
-            if isinstance(log_handler, logging.StreamHandler) and log_handler.stream is sys.stdout:
-                log_handler.setStream(sys.stderr)
         try:
             return handler(config, args)
         except SQLAlchemyError as exc:

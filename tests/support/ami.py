@@ -45,6 +45,11 @@ class Watcher:
                     raise AssertionError(f"no {name} event within {timeout}s; saw {names}")
                 self._cond.wait(left)
 
+    def clear(self) -> None:
+        """Forget what was seen, so the next wait_for only sees what happens from now on."""
+        with self._cond:
+            self.seen.clear()
+
     def for_call(self, linkedid: str) -> list[Frame]:
         with self._cond:
             return [s.frame for s in self.seen if s.frame.get("Linkedid") == linkedid]

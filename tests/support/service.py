@@ -76,3 +76,12 @@ class ServiceProcess:
                 self.proc.wait(timeout)
         self._reader.join(5)
         return self.proc.returncode
+
+
+def run_cli(config: Config, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run one `telephony` command against `config`, as an operator would from a shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONY_")}
+    argv = [sys.executable, "-m", "telephony.cli", "--log-format", "json",
+            *as_overrides(config), *args]
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env,
+                          timeout=60, check=False)

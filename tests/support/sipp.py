@@ -40,11 +40,12 @@ def run_scenario(
     calls: int = 1,
     rate: float = 1.0,
     timeout_s: float = 60.0,
+    port: int | None = None,
     workdir: Path,
     extra: tuple[str, ...] = (),
 ) -> SippResult:
     """Place `calls` calls with scenario `scenario` (a file name in SCENARIOS) at `target`."""
-    port = free_port(socket.SOCK_DGRAM, source)
+    port = port or free_port(socket.SOCK_DGRAM, source)
     errors = workdir / f"sipp-{scenario}-{port}-errors.log"
     argv = [
         sipp_binary(), "-sf", str(SCENARIOS / scenario), "-i", source, "-p", str(port),
