@@ -18,8 +18,11 @@ import structlog
 from telephony import __version__, logs
 from telephony import config as config_mod
 from telephony.audit import commands as audit_commands
+from telephony.config import resolve_path
 from telephony.location import commands as location_commands
+from telephony.location import load_regions
 from telephony.operators import commands as operator_commands
+from telephony.operators.roster import load_roster
 from telephony.pbx import deploy, sandbox
 from telephony.pbx.process import AsteriskError
 from telephony.pbx.provision import ProvisionError
@@ -52,6 +55,14 @@ def _asterisk_up(config: config_mod.Config, args: argparse.Namespace) -> int:
         f"from 127.0.0.1\n"
         f"  FastAGI {config.agi.bind}:{config.agi.port}, AMI {a.ami_bind}:{a.ami_port}"
     )
+    regions = load_regions(resolve_path(config.location.regions_file))
+    demo = [op for op in load_roster(resolve_path(config.operators.file), regions)
+            if op.demo_password]
+    if demo:
+        print("  Demo operators (user / password, realm 112); then "
+              "`telephony operators login USER`:")
+        for op in demo:
+            print(f"    {op.id} / {op.demo_password}   {op.name}")
     return 0
 
 

@@ -121,7 +121,7 @@ class IVR:
             choice = self._preset(session, deadline, preset)
         else:
             if preset:
-                log.warning("unknown preset emergency type, using the menu", preset=preset)
+                log.warning("ivr.unknown_preset", preset=preset)
             choice = self._menu(session, deadline)
         self._finish(session, choice, call_vars, deadline)
 
@@ -159,12 +159,12 @@ class IVR:
                     language, key = "en", ""
                     continue
                 invalid_keys += 1
-                log.info("ivr invalid key", key=key, count=invalid_keys)
+                log.info("ivr.invalid_key", key=key, count=invalid_keys)
                 if invalid_keys >= MAX_INVALID_KEYS:
                     return Choice(UNKNOWN, language, key, "invalid")
                 key = self._play(session, deadline, language, "invalid")
         except _OutOfTime as exc:
-            log.info("ivr deadline reached, queueing without a choice", skipped=str(exc))
+            log.info("ivr.deadline_reached", skipped=str(exc))
             return Choice(UNKNOWN, language, "", "deadline")
 
     def _play(
@@ -199,7 +199,7 @@ class IVR:
             channel.set(name, value)
         channel.set(STATUS_VARIABLE, "OK")
         log.info(
-            "ivr finished",
+            "ivr.finished",
             emergency_type=choice.emergency_type,
             language=choice.language,
             digit=choice.digit,
@@ -216,4 +216,4 @@ def _audit(channel: Channel, choice: Choice) -> None:
         f"Language: {choice.language},Source: {choice.source}"
     )
     if channel.exec("UserEvent", body) == "-2":
-        log.error("UserEvent application missing, ivr choice not audited")
+        log.error("ivr.choice_not_audited")

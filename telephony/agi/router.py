@@ -89,7 +89,7 @@ class PendingRoute:
             self._outcome = _checked(self._router.route(session_vars, emergency_type))
         except Exception:
             log.exception(
-                "router failed, using fallback queue", fallback_queue=self._fallback.target_queue
+                "router.failed_fallback", fallback_queue=self._fallback.target_queue
             )
 
     def result(self, not_after: float) -> RouteDecision:
@@ -97,7 +97,7 @@ class PendingRoute:
         self._thread.join(max(0.0, not_after - time.monotonic()))
         if self._thread.is_alive():
             log.error(
-                "router too slow, using fallback queue",
+                "router.slow_fallback",
                 fallback_queue=self._fallback.target_queue,
                 waited=round(time.monotonic() - self.started, 3),
             )
@@ -124,5 +124,5 @@ def _checked(decision: object) -> RouteDecision:
         ):
             kept[name] = value
         else:
-            log.warning("router variable dropped", variable=repr(name)[:100])
+            log.warning("router.variable_dropped", variable=repr(name)[:100])
     return RouteDecision(queue, kept)

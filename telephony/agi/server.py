@@ -86,7 +86,7 @@ class _Watchdog:
     def _expire(self) -> None:
         self.expired.set()
         # The timer thread has none of the session's context variables.
-        log.error("agi session over budget, closing it so the dialplan continues", **self.call_ids)
+        log.error("agi.session_over_budget", **self.call_ids)
         self.close_now()
 
 
@@ -149,7 +149,7 @@ class FastAGIServer:
             target=self._accept_loop, args=(listener,), name="fastagi-accept", daemon=True
         )
         self._acceptor.start()
-        log.info("fastagi server listening", address=self.address, routes=sorted(self._routes))
+        log.info("agi.listening", address=self.address, routes=sorted(self._routes))
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, then wait up to timeout for sessions before cutting them off."""
@@ -174,7 +174,7 @@ class FastAGIServer:
             watchdog.close_now()
         for thread, _ in stragglers:
             thread.join(1.0)
-        log.info("fastagi server stopped", cut_off=len(stragglers))
+        log.info("agi.stopped", cut_off=len(stragglers))
 
     def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stopping.is_set():
@@ -186,12 +186,12 @@ class FastAGIServer:
                 if self._stopping.is_set():
                     break
                 # Out of file descriptors and the like: back off instead of spinning.
-                log.error("fastagi accept failed", error=repr(exc))
+                log.error("agi.accept_failed", error=repr(exc))
                 self._stopping.wait(ACCEPT_POLL)
                 continue
             if not self._slots.acquire(blocking=False):
                 log.error(
-                    "fastagi session limit reached, refusing call", max_sessions=self._max_sessions
+                    "agi.session_limit_refused", max_sessions=self._max_sessions
                 )
                 conn.close()
                 continue
@@ -206,7 +206,7 @@ class FastAGIServer:
                 thread.start()
             except RuntimeError as exc:
                 # Out of threads: drop this call (the dialplan fails open), keep accepting.
-                log.error("fastagi could not start a session thread", error=repr(exc))
+                log.error("agi.session_thread_failed", error=repr(exc))
                 watchdog.cancel()
                 conn.close()
                 with self._lock:
@@ -250,36 +250,36 @@ class FastAGIServer:
             structlog.contextvars.bind_contextvars(linkedid=linkedid)
             handler = self._routes.get(script)
             if handler is None:
-                log.error("unknown agi script", script=script)
+                log.error("agi.unknown_script", script=script)
                 _report_failure(channel)
                 return
             handler(Session(channel, env, script, _args(env), uniqueid, linkedid, started))
             log.info(
-                "agi session finished", script=script, seconds=round(time.monotonic() - started, 3)
+                "agi.session_finished", script=script, seconds=round(time.monotonic() - started, 3)
             )
         except (ConnectionClosed, OSError, AGISIGPIPEHangup) as exc:
             # The socket is gone (peer, watchdog or timeout): nothing can be reported back.
             log.warning(
-                "agi connection lost",
+                "agi.connection_lost",
                 script=script,
                 error=repr(exc),
                 over_budget=watchdog.expired.is_set(),
             )
         except AGIHangup as exc:
-            log.info("caller hung up during agi", script=script, error=repr(exc))
+            log.info("agi.caller_hung_up", script=script, error=repr(exc))
         except AGIAppError as exc:
             # result=-1: usually the caller hung up mid-prompt, but a missing sound file
             # looks the same, so the dialplan is still told when the channel is alive.
-            log.warning("agi command failed", script=script, error=repr(exc))
+            log.warning("agi.command_failed", script=script, error=repr(exc))
             if channel is not None:
                 _report_failure(channel)
         except (ProtocolError, AGIError) as exc:
             # Asterisk (or whatever connected) answered outside the protocol.
-            log.error("agi protocol error", script=script, error=repr(exc))
+            log.error("agi.protocol_error", script=script, error=repr(exc))
             if channel is not None:
                 _report_failure(channel)
         except Exception:
-            log.exception("agi handler failed", script=script)
+            log.exception("agi.handler_failed", script=script)
             if channel is not None:
                 _report_failure(channel)
 
@@ -288,9 +288,9 @@ def _report_failure(channel: Channel) -> None:
     try:
         channel.set(STATUS_VARIABLE, "FAILED")
     except AGIHangup:
-        log.info("channel already hung up, agi failure not reported")
+        log.info("agi.failure_not_reported_hung_up")
     except Exception as exc:
-        log.warning("could not report agi failure to the dialplan", error=repr(exc))
+        log.warning("agi.failure_not_reported", error=repr(exc))
 
 
 def _args(env: Mapping[str, str]) -> tuple[str, ...]:

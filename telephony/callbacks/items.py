@@ -99,7 +99,7 @@ def sweep(engine: Engine, merge_window_s: float, min_ivr_s: float) -> SweepRepor
                                             abandoned_at=ended, waited_s=waited,
                                             outcome="ignored-short"))
                 continue
-            if not call.caller:
+            if not call.caller or not call.caller.lstrip("+").isdigit():
                 no_number += 1
                 log.warning("callbacks.no_number", linkedid=call.linkedid)
                 session.add(CallbackAttempt(linkedid=call.linkedid, item_id=None,

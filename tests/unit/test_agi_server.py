@@ -77,8 +77,8 @@ def test_unknown_script_reports_failure(
     t = FakeAsterisk(server.address, script="nope").run()
 
     assert t.variables == {"IVR_STATUS": "FAILED"}
-    assert {"event": "unknown agi script", "script": "nope", "linkedid": LINKEDID}.items() <= next(
-        e for e in logs if e["event"] == "unknown agi script").items()
+    assert {"event": "agi.unknown_script", "script": "nope", "linkedid": LINKEDID}.items() <= next(
+        e for e in logs if e["event"] == "agi.unknown_script").items()
 
 
 def test_handler_crash_reports_failure_with_linkedid(
@@ -87,7 +87,7 @@ def test_handler_crash_reports_failure_with_linkedid(
     t = FakeAsterisk(server.address, script="crash").run()
 
     assert t.variables == {"IVR_STATUS": "FAILED"}
-    failed = next(e for e in logs if e["event"] == "agi handler failed")
+    failed = next(e for e in logs if e["event"] == "agi.handler_failed")
     assert failed["linkedid"] == LINKEDID
     assert failed["uniqueid"] == "1700000000.2"
     assert FakeAsterisk(server.address, script="ok").run().variables["IVR_STATUS"] == "OK"
@@ -104,7 +104,7 @@ def test_watchdog_closes_a_stalled_session(
     freed = time.monotonic() - started
 
     assert 0.4 < freed < 1.0
-    over = next(e for e in logs if e["event"].startswith("agi session over budget"))
+    over = next(e for e in logs if e["event"] == "agi.session_over_budget")
     assert over["linkedid"] == LINKEDID
 
 
@@ -117,7 +117,7 @@ def test_read_timeout_ends_a_silent_peer(logs: list[MutableMapping[str, Any]]) -
         wait_idle(server)
 
         assert time.monotonic() - started < 0.6
-    lost = next(e for e in logs if e["event"] == "agi connection lost")
+    lost = next(e for e in logs if e["event"] == "agi.connection_lost")
     assert "TimeoutError" in str(lost["error"])
 
 

@@ -4,6 +4,7 @@ import argparse
 import json
 import logging
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,10 +52,10 @@ def make_config(tmp_path: Path, url: str | None = None) -> Config:
 
 
 def run(config: Config, *argv: str) -> int:
-    """Like `telephony.cli.main`: logging as configured there (JSON lines on stdout, which the
-    commands move to stderr), then the handler."""
+    """Like `telephony.cli.main`: logging as configured there for commands (JSON lines on
+    stderr, the report on stdout), then the handler."""
     args = parser().parse_args(argv)
-    logs.configure("info", "json")
+    logs.configure("info", "json", sys.stderr)
     status: int = args.handler(config, args)
     return status
 

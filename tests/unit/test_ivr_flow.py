@@ -233,7 +233,7 @@ def test_connection_dropped_mid_flow(server: FastAGIServer) -> None:
             time.sleep(0.01)
 
     assert server.active_sessions == 0
-    lost = [e for e in logs if e["event"] == "agi connection lost"]
+    lost = [e for e in logs if e["event"] == "agi.connection_lost"]
     assert lost and lost[0]["linkedid"] == "1700000000.1"
 
 
