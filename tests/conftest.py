@@ -13,12 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from telephony import config as config_mod
+from telephony.audit import CallLeg
+from telephony.audit.reconcile import read_cel, reconcile
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.render import Layout, write_sandbox
 from telephony.pbx.sandbox import install_for
+from telephony.store import open_database
 from tests.support.net import free_port
 
 LEAK_WAIT_S = 10.0
@@ -83,6 +88,25 @@ def asterisk_install() -> AsteriskInstall:
     return install_for(config_mod.load(None, env={}))
 
 
+def assert_audit_matches_cel(box: Sandbox) -> None:
+    """Every leg Asterisk's own CEL record has is in our audit, and nothing else is.
+
+    Calls made while no `telephony serve` was listening reach the audit through reconcile,
+    which is exactly what a centre runs after an outage.
+    """
+    engine = open_database(box.config)
+    try:
+        reconcile(engine, box.layout.cel_csv, settle_s=0)
+        in_cel = {record.uniqueid for record in read_cel(box.layout.cel_csv).records}
+        with Session(engine) as session:
+            in_audit = set(session.scalars(select(CallLeg.uniqueid)))
+    finally:
+        engine.dispose()
+    assert in_audit == in_cel, (
+        f"audit only: {sorted(in_audit - in_cel)}; CEL only: {sorted(in_cel - in_audit)}"
+    )
+
+
 @pytest.fixture(scope="session")
 def sandbox(
     asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
@@ -92,6 +116,7 @@ def sandbox(
         yield box
     finally:
         box.asterisk.stop()
+    assert_audit_matches_cel(box)
 
 
 @pytest.fixture
