@@ -10,7 +10,6 @@ from __future__ import annotations
 import queue
 import signal
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -55,18 +54,50 @@ def audit_path(value: str) -> Path:
     return path
 
 
-def presence_restorer(config: Config, engine: Engine) -> Callable[[AMIConnection], None]:
-    """Put logged-in operators back into Asterisk's queues, from the database."""
+class PresenceKeeper:
+    """Puts logged-in operators back into Asterisk's queues, from the database.
 
-    def restore(ami: AMIConnection) -> None:
+    Triggered by FullyBooted, which Asterisk sends to every new AMI session once all its
+    modules are loaded: restoring on login alone would race a booting app_queue. The work
+    runs on this component's own thread, never on the AMI reader.
+    """
+
+    def __init__(self, config: Config, engine: Engine) -> None:
+        self._config = config
+        self._engine = engine
+        self.ami: AMIConnection | None = None
+        self._wanted = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="presence", daemon=True)
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wanted.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._stop.is_set():
+                return
+            self._wanted.clear()
+            if self.ami is not None:
+                self._restore(self.ami)
+
+    def _restore(self, ami: AMIConnection) -> None:
+        config = self._config
         regions = load_regions(resolve_path(config.location.regions_file))
         roster = load_roster(resolve_path(config.operators.file), regions)
         try:
-            presence.restore(ami, roster, presence.states(engine), regions, queues(config))
+            presence.restore(ami, roster, presence.states(self._engine), regions, queues(config))
         except AMIError as exc:
             log.error("presence.restore_failed", error=str(exc))
-
-    return restore
 
 
 class CallbackSweeper:
@@ -125,24 +156,26 @@ def components(config: Config) -> list[Component]:
         checkpoint_key(config),
         checkpoint_interval_s=config.audit.checkpoint_interval_s,
     )
-    backfill = reconcile_on_connect(writer, engine, cel_path(config))
-    restore = presence_restorer(config, engine)
-    ami: AMIConnection
+    keeper = PresenceKeeper(config, engine)
 
-    def on_connect() -> None:
-        backfill()
-        restore(ami)
+    def on_event(frame: Frame) -> None:
+        events.put(frame)
+        if frame.event == "FullyBooted":
+            keeper.request()
 
     ami = AMIConnection(
         config.asterisk.ami_bind,
         config.asterisk.ami_port,
         config.ami.username,
         ami_secret(config, Layout(resolve_path(config.asterisk.runtime_dir))),
-        on_event=events.put,
-        on_connect=on_connect,
+        on_event=on_event,
+        on_connect=reconcile_on_connect(writer, engine, cel_path(config)),
         keepalive_s=config.ami.keepalive_s,
     )
-    return [writer, ami, CallbackSweeper(config, engine), agi_component(config, router)]
+    keeper.ami = ami
+    return [
+        writer, keeper, ami, CallbackSweeper(config, engine), agi_component(config, router)
+    ]
 
 
 class Service:
