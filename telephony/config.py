@@ -130,6 +130,14 @@ class CallbacksConfig:
 
 
 @dataclass(frozen=True)
+class RecordingConfig:
+    enabled: bool = True
+    directory: str = "var/recordings"
+    # 0 keeps recordings forever.
+    retention_days: int = _checked(90, lambda v: None if v >= 0 else "expected 0 or more")
+
+
+@dataclass(frozen=True)
 class HealthConfig:
     bind: str = "127.0.0.1"
     port: int = _checked(9112, _port)
@@ -146,6 +154,7 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     operators: OperatorsConfig = field(default_factory=OperatorsConfig)
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
 
 

@@ -21,6 +21,7 @@ from telephony.agi import IVR, FastAGIServer, Router
 from telephony.ami import AMIConnection, AMIError, Frame
 from telephony.audit import AuditWriter
 from telephony.audit.reconcile import cel_path, reconcile_on_connect
+from telephony.audit.recording import RecordingSealer
 from telephony.callbacks.items import sweep
 from telephony.config import Config, resolve_path
 from telephony.location import SqlCellDatabase, SqlRouteTable, load_regions
@@ -157,9 +158,13 @@ def components(config: Config) -> list[Component]:
         checkpoint_interval_s=config.audit.checkpoint_interval_s,
     )
     keeper = PresenceKeeper(config, engine)
+    sealer = RecordingSealer(
+        events, resolve_path(config.recording.directory), config.recording.retention_days
+    )
 
     def on_event(frame: Frame) -> None:
         events.put(frame)
+        sealer.observe(frame)
         if frame.event == "FullyBooted":
             keeper.request()
 
@@ -174,7 +179,8 @@ def components(config: Config) -> list[Component]:
     )
     keeper.ami = ami
     return [
-        writer, keeper, ami, CallbackSweeper(config, engine), agi_component(config, router)
+        writer, sealer, keeper, ami, CallbackSweeper(config, engine),
+        agi_component(config, router),
     ]
 
 

@@ -69,6 +69,7 @@ def sandbox_config(root: Path, *overrides: str) -> config_mod.Config:
             f"audit.spool_path={root / 'audit-spool.jsonl'}",
             f"audit.checkpoint_path={root / 'audit-checkpoints.jsonl'}",
             f"audit.checkpoint_key_file={root / 'audit-hmac.key'}",
+            f"recording.directory={root / 'recordings'}",
             *overrides,
         ],
     )

@@ -156,6 +156,8 @@ def context(config: Config, secret: str) -> dict[str, object]:
         "province_queue": queue_name(regions.province_code),
         "operators": load_roster(resolve_path(config.operators.file), regions),
         "realm": REALM,
+        "recording_dir": resolve_path(config.recording.directory),
+        "record": "record-112" if config.recording.enabled else "",
         "ami_secret": secret,
         "ami_events": AMI_EVENTS,
         "prompts_dir": resolve_path(config.ivr.prompts_dir),

@@ -7,6 +7,7 @@ and press 1 to leave the IVR at once. Overflow is shortened to 3 s.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import threading
@@ -183,6 +184,7 @@ def test_no_operator_in_the_regency_overflows_to_a_neighbour_and_the_hop_is_audi
         hop = ami.wait_for("UserEvent", lambda f: f.get("UserEvent") == "QueueOverflow"
                            and f.get("Linkedid") == linkedid)
         assert (hop.frame.get("From"), hop.frame.get("To")) == ("reg-3507", "ovf-3507")
+        time.sleep(1.5)  # the conversation, recorded
         call.hangup()
         call.wait_disconnected(10)
     engine = open_database(box.config)
@@ -202,6 +204,30 @@ def test_no_operator_in_the_regency_overflows_to_a_neighbour_and_the_hop_is_audi
         engine.dispose()
     assert row.outcome is not None and row.outcome.value == "overflowed-then-answered"
     assert row.answering_operator and "a1" in row.answering_operator
+    assert_recording_sealed(box, linkedid)
+
+
+def assert_recording_sealed(box: Sandbox, linkedid: str) -> None:
+    """The answered call was recorded, and the audit chain holds the file's digest."""
+    engine = open_database(box.config)
+    deadline = time.monotonic() + 15
+    try:
+        while True:
+            with Session(engine) as session:
+                sealed = session.scalars(select(AuditEvent).where(
+                    AuditEvent.linkedid == linkedid, AuditEvent.type == "RecordingSealed")).all()
+            if sealed or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    assert len(sealed) == 1, "no RecordingSealed event in the audit"
+    fields = json.loads(sealed[0].payload)
+    assert "Error" not in fields, fields
+    recording = Path(fields["File"])
+    assert recording.is_relative_to(box.config.recording.directory)
+    assert hashlib.sha256(recording.read_bytes()).hexdigest() == fields["SHA256"]
+    assert float(fields["Duration"]) > 0.5
 
 
 def test_with_nobody_logged_in_the_caller_waits_until_someone_logs_in(
