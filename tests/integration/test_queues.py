@@ -302,3 +302,28 @@ def test_restarting_asterisk_restores_queue_membership_from_the_database(box: Sa
         shown = box.asterisk.cli("queue show reg-3573")
     assert "PJSIP/a1" in shown, shown
     assert "paused:break" in shown.lower() or "(paused" in shown.lower(), shown
+
+
+def test_adding_and_removing_an_operator_reloads_pjsip_without_dropping_a_call(
+    box: Sandbox,
+) -> None:
+    with operator(box, "b1") as b1, Phone("127.0.0.2") as callers:
+        cli(box, "operators", "login", "b1")
+        call = caller_call(box, callers, number(), "35.78")
+        answered = b1.wait_incoming(10)
+        answered.wait_confirmed(5)
+        done = run_cli(box.config, "operators", "add", "c1", "--regency", "35.78",
+                       "--password-stdin", stdin="secret-c1-long\n")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "PJSIP reloaded" in done.stdout
+        roster = Path(box.config.operators.file).read_text()
+        assert "secret-c1-long" not in roster and 'id = "c1"' in roster
+        with Phone("127.0.0.1", user="c1") as c1:
+            c1.register(f"sip:{box.sip_target}", "c1", "secret-c1-long", timeout=5)
+            assert c1.registered
+        cli(box, "operators", "remove", "c1")
+        assert "Unable to find object c1" in box.asterisk.cli("pjsip show endpoint c1")
+        # The reloads did not touch the call in progress.
+        assert call.state == "CONFIRMED" and answered.state == "CONFIRMED"
+        call.hangup()
+        call.wait_disconnected(10)
