@@ -327,3 +327,29 @@ def test_adding_and_removing_an_operator_reloads_pjsip_without_dropping_a_call(
         assert call.state == "CONFIRMED" and answered.state == "CONFIRMED"
         call.hangup()
         call.wait_disconnected(10)
+
+
+def test_operator_hands_a_call_over_to_another_regency_keeping_its_data(
+    box: Sandbox, ami: Watcher
+) -> None:
+    caller = number()
+    with operator(box, "a1") as a1, operator(box, "b1") as b1, Phone("127.0.0.2") as callers:
+        cli(box, "operators", "login", "a1")
+        cli(box, "operators", "login", "b1")
+        call = caller_call(box, callers, caller, "35.73")
+        first = a1.wait_incoming(10)
+        first.wait_confirmed(5)
+        # Kota Malang's operator finds the emergency is in Surabaya: *8 + 3578.
+        first.transfer(f"sip:*83578@{box.sip_target}")
+        handed = b1.wait_incoming(10)
+        # The screen still shows where the caller is (located in Kota Malang).
+        assert screen(handed) == f"POL 35.73 {caller}"
+        handed.wait_confirmed(5)
+        hop = ami.wait_for("UserEvent", lambda f: f.get("UserEvent") == "Handover")
+        assert (hop.frame.get("From"), hop.frame.get("To")) == ("reg-3573", "reg-3578")
+        located = [f for f in ami.for_call(hop.frame.get("Linkedid") or "")
+                   if f.get("UserEvent") == "CallQueued"]
+        assert [f.get("EmergencyType") for f in located] == ["police", "police"]
+        assert located[-1].get("Queue") == "reg-3578"
+        call.hangup()
+        call.wait_disconnected(10)

@@ -343,6 +343,10 @@ class CallHandle:
         """Send digits as RFC 4733 events (queued; they go out over the next ~200 ms each)."""
         self._phone._run(lambda line: line.send_dtmf(self.key, digits), timeout)
 
+    def transfer(self, uri: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        """Blind transfer (REFER) of the far end to `uri`, as an operator's softphone does."""
+        self._phone._run(lambda line: line.transfer(self.key, uri), timeout)
+
     def hangup(self, code: int = 0, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         """BYE, CANCEL or a final response (`code`, else pjsua's default) as the state needs.
 
@@ -700,6 +704,9 @@ class _Line:
 
     def send_dtmf(self, key: int, digits: str) -> None:
         self._call(key).dialDtmf(digits)
+
+    def transfer(self, key: int, uri: str) -> None:
+        self._call(key).xfer(uri, pj.CallOpParam(True))
 
     def media_stats(self, key: int) -> MediaStats:
         call = self._call(key)

@@ -134,7 +134,7 @@ def test_resync_replaces_the_gauges_and_replays_only_later_events() -> None:
     # Before the outage: a call whose hangup (and queue leave) AMI never delivered.
     monitor.observe(ev("Newchannel", 1, Uniqueid="gone.1", Linkedid="gone.1"))
     monitor.observe(ev("QueueCallerJoin", 2, Queue="prov-35", Uniqueid="gone.1"))
-    monitor.ami_connected()
+    monitor.observe(ev("FullyBooted"))
     assert monitor.stale
     generation = monitor.begin_resync()
     monitor.observe(ev("Newchannel", 50, Uniqueid="c.1", Linkedid="c.1"))  # in the list too
@@ -162,11 +162,11 @@ def test_resync_replaces_the_gauges_and_replays_only_later_events() -> None:
     assert (reg.callers, reg.longest_wait_s, reg.paused) == (1, 13.0, 1)
 
 
-def test_a_login_during_a_resync_keeps_the_monitor_stale() -> None:
+def test_a_new_session_during_a_resync_keeps_the_monitor_stale() -> None:
     monitor = Monitor()
-    monitor.ami_connected()
+    monitor.observe(ev("FullyBooted"))
     generation = monitor.begin_resync()
-    monitor.ami_connected()
+    monitor.observe(ev("FullyBooted"))
     monitor.finish_resync(generation, listing(at_s=1), listing(at_s=1))
     assert monitor.stale
 
@@ -245,8 +245,8 @@ def test_metrics_expose_gauges_counters_and_histograms(
     agi.active_sessions = 2
     monitor.observe(ev("Newchannel", 1, Uniqueid="a.1", Linkedid="a.1"))
     monitor.observe(ev("QueueCallerJoin", 2, Queue="prov-35", Uniqueid="a.1"))
-    monitor.ami_connected()
-    monitor.ami_connected()
+    monitor.observe(ev("FullyBooted"))
+    monitor.observe(ev("FullyBooted"))
     ami.connected = False  # no resync: the gauges stay as observed
     status, text = get(health, "/metrics")
     assert status == 200
@@ -267,7 +267,7 @@ def test_metrics_expose_gauges_counters_and_histograms(
     assert ami.asked == []
 
 
-def test_a_scrape_after_a_login_resyncs_once(
+def test_a_scrape_after_a_new_session_resyncs_once(
     server: tuple[HealthServer, Monitor], probes: tuple[FakeAMI, FakeAGI, FakeWriter]
 ) -> None:
     health, monitor = server
@@ -280,7 +280,7 @@ def test_a_scrape_after_a_login_resyncs_once(
             at_s=1,
         ),
     }
-    monitor.ami_connected()
+    monitor.observe(ev("FullyBooted"))
     _, text = get(health, "/metrics")
     assert 'telephony_queue_operators{queue="prov-35",state="available"} 1.0' in text
     get(health, "/metrics")
@@ -293,7 +293,7 @@ def test_a_failed_resync_is_retried_at_the_next_scrape(
     health, monitor = server
     ami = probes[0]
     ami.lists = {"CoreShowChannels": listing(at_s=1), "QueueStatus": listing(at_s=1)}
-    monitor.ami_connected()
+    monitor.observe(ev("FullyBooted"))
     ami.lost = True
     assert get(health, "/metrics")[0] == 200
     assert monitor.stale
