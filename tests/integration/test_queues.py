@@ -339,6 +339,8 @@ def test_operator_hands_a_call_over_to_another_regency_keeping_its_data(
         call = caller_call(box, callers, caller, "35.73")
         first = a1.wait_incoming(10)
         first.wait_confirmed(5)
+        # A transfer needs the two in one bridge: Queue's gosub (recording) runs first.
+        ami.wait_for("BridgeEnter", lambda f: (f.get("Channel") or "").startswith("PJSIP/a1"))
         # Kota Malang's operator finds the emergency is in Surabaya: *8 + 3578.
         first.transfer(f"sip:*83578@{box.sip_target}")
         handed = b1.wait_incoming(10)
