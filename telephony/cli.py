@@ -23,6 +23,7 @@ from telephony.location import commands as location_commands
 from telephony.location import load_regions
 from telephony.operators import commands as operator_commands
 from telephony.operators.roster import load_roster
+from telephony.pbx import commands as deploy_commands
 from telephony.pbx import deploy, sandbox
 from telephony.pbx.process import AsteriskError
 from telephony.pbx.provision import ProvisionError
@@ -106,34 +107,6 @@ def _register_asterisk(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     cli.set_defaults(handler=_asterisk_cli)
 
 
-def _deploy_render(config: config_mod.Config, args: argparse.Namespace) -> int:
-    result = deploy.render(config, args.target)
-    for path in result.written:
-        print(f"wrote     {path}")
-    for path in result.unchanged:
-        print(f"unchanged {path}")
-    print("\nAdd these lines to the main files (once):")
-    for main, line in result.include_lines.items():
-        print(f"  {main}: {line}")
-    return 0
-
-
-def _register_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("deploy", help="put our configuration on a production Asterisk")
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    render = actions.add_parser(
-        "render", help="write our *_112.conf include files and print the #include lines"
-    )
-    render.add_argument(
-        "--target",
-        type=Path,
-        required=True,
-        metavar="DIR",
-        help="the Asterisk config directory, e.g. /etc/asterisk",
-    )
-    render.set_defaults(handler=_deploy_render)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="telephony",
@@ -161,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_serve
     )
     _register_asterisk(sub)
-    _register_deploy(sub)
+    deploy_commands.register(sub)
     location_commands.register(sub)
     audit_commands.register(sub)
     operator_commands.register(sub)

@@ -8,8 +8,10 @@ progress, callers and operators per queue, answer times, AGI command latency); i
 and the components' own state when asked.
 
 Events missed while AMI was away would leave the gauges wrong for good (a caller who left
-during the outage would wait forever), so every AMI login marks the monitor stale, and the
-next scrape rebuilds it from ``CoreShowChannels`` and ``QueueStatus``.
+during the outage would wait forever), so every AMI session marks the monitor stale, and the
+next scrape rebuilds it from ``CoreShowChannels`` and ``QueueStatus``. A session shows as its
+``FullyBooted`` event, which Asterisk sends each new session once all its modules are loaded
+(and not on reloads): the rebuild cannot race a booting app_queue.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ _CHANNEL_EVENTS = frozenset({"Newchannel", "Hangup"})
 _QUEUE_EVENTS = frozenset(
     {"QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", *MONITORED_EVENTS}
 )
-_OBSERVED = _CHANNEL_EVENTS | _QUEUE_EVENTS | {"AgentConnect"}
+_OBSERVED = _CHANNEL_EVENTS | _QUEUE_EVENTS | {"AgentConnect", "FullyBooted"}
 # Answer times cluster around the queue alert (15 s); AGI commands range from a variable read
 # (ms) to a whole prompt played (seconds).
 ANSWER_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0)
@@ -64,7 +66,7 @@ class QueueState:
 class Snapshot:
     calls: int
     queues: dict[str, QueueState]
-    ami_logins: int
+    ami_sessions: int
 
 
 def _field(frame: Frame, key: str) -> str:
@@ -118,17 +120,21 @@ class Monitor:
         self._waiting: dict[str, dict[str, int]] = {}  # queue -> uniqueid -> ns joined
         self._members: dict[str, dict[str, bool]] = {}  # queue -> interface -> paused
         self._queues: set[str] = set()
-        self._logins = 0
+        self._sessions = 0
         self._stale = False
         self._journal: list[Frame] | None = None
 
     def observe(self, frame: Frame) -> None:
-        """Chain into ``AMIConnection(on_event=...)``; never blocks beyond a dict update."""
+        """Chain into ``AMIConnection(on_event=...)``: only dict updates under a lock."""
         name = frame.event
         if name not in _OBSERVED:
             return
         answered: float | None = None
         with self._lock:
+            if name == "FullyBooted":
+                self._sessions += 1
+                self._stale = True
+                return
             if self._journal is not None:
                 self._journal.append(frame)
             self._apply(frame)
@@ -140,12 +146,6 @@ class Monitor:
         if answered is not None:
             self._answer.observe(max(0.0, answered))
 
-    def ami_connected(self) -> None:
-        """Chain into ``AMIConnection(on_connect=...)``: count the login, mark gauges stale."""
-        with self._lock:
-            self._logins += 1
-            self._stale = True
-
     @property
     def stale(self) -> bool:
         with self._lock:
@@ -155,7 +155,7 @@ class Monitor:
         """Start journaling events; the returned generation goes to ``finish_resync``."""
         with self._lock:
             self._journal = []
-            return self._logins
+            return self._sessions
 
     def abort_resync(self) -> None:
         with self._lock:
@@ -191,7 +191,7 @@ class Monitor:
                 )
                 if later and frame.event != "AgentConnect":
                     self._apply(frame)
-            if self._logins == generation:
+            if self._sessions == generation:
                 self._stale = False
 
     def snapshot(self, now_ns: int | None = None) -> Snapshot:
@@ -207,7 +207,7 @@ class Monitor:
                     available=sum(1 for p in paused if not p),
                     paused=sum(1 for p in paused if p),
                 )
-            return Snapshot(len(self._channels), queues, self._logins)
+            return Snapshot(len(self._channels), queues, self._sessions)
 
     def _apply(self, frame: Frame) -> None:
         """The state an event changes; idempotent, so a replay over a resync is harmless."""
@@ -260,21 +260,11 @@ class HealthServer:
     """``/healthz`` (200 ok, 503 degraded) and ``/metrics``, served from a thread."""
 
     def __init__(
-        self,
-        bind: str,
-        port: int,
-        *,
-        monitor: Monitor,
-        ami: AMIProbe,
-        agi: AGIProbe,
-        writer: WriterProbe,
+        self, bind: str, port: int, *,
+        monitor: Monitor, ami: AMIProbe, agi: AGIProbe, writer: WriterProbe,
     ) -> None:
-        self._bind = bind
-        self._port = port
-        self._monitor = monitor
-        self._ami = ami
-        self._agi = agi
-        self._writer = writer
+        self._address = (bind, port)
+        self._monitor, self._ami, self._agi, self._writer = monitor, ami, agi, writer
         self._resync_lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -290,7 +280,7 @@ class HealthServer:
     def start(self) -> None:
         if self._httpd is not None:
             raise RuntimeError("HealthServer already started")
-        self._httpd = ThreadingHTTPServer((self._bind, self._port), partial(_Handler, self))
+        self._httpd = ThreadingHTTPServer(self._address, partial(_Handler, self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(STOP_POLL_S,), name="health-http", daemon=True
@@ -335,7 +325,7 @@ class HealthServer:
         return generate_latest(self._monitor.registry)
 
     def resync(self) -> None:
-        """Rebuild the monitor from Asterisk's lists if a login happened since the last one."""
+        """Rebuild the monitor from Asterisk's lists if an AMI session began since the last."""
         if not self._monitor.stale or not self._ami.connected:
             return
         with self._resync_lock:
@@ -385,7 +375,7 @@ class HealthServer:
         for name, text, value in gauges:
             yield GaugeMetricFamily(f"telephony_{name}", text, value=float(value))
         counters = (
-            ("ami_reconnects", "AMI logins after the first one", max(0, snap.ami_logins - 1)),
+            ("ami_reconnects", "AMI sessions after the first one", max(0, snap.ami_sessions - 1)),
             ("audit_events_written", "Events committed to the audit store",
              audit.events_written),
             ("audit_events_spooled", "Events that went to the spool first",

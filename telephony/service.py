@@ -17,13 +17,14 @@ from typing import Protocol
 import structlog
 from sqlalchemy import Engine
 
-from telephony.agi import IVR, FastAGIServer, Router
+from telephony.agi import IVR, CommandTimings, FastAGIServer, Router
 from telephony.ami import AMIConnection, AMIError, Frame
 from telephony.audit import AuditWriter
 from telephony.audit.reconcile import cel_path, reconcile_on_connect
 from telephony.audit.recording import RecordingSealer
 from telephony.callbacks.items import sweep
 from telephony.config import Config, resolve_path
+from telephony.health import Monitor, health_component
 from telephony.location import SqlCellDatabase, SqlRouteTable, load_regions
 from telephony.location.router import LocationRouter
 from telephony.operators import presence
@@ -126,7 +127,9 @@ class CallbackSweeper:
                 log.exception("callbacks.sweep_failed")
 
 
-def agi_component(config: Config, router: Router) -> FastAGIServer:
+def agi_component(
+    config: Config, router: Router, timings: CommandTimings | None = None
+) -> FastAGIServer:
     ivr = IVR(
         resolve_path(config.ivr.prompts_dir), router, fallback_queue=config.ivr.default_queue
     )
@@ -137,6 +140,7 @@ def agi_component(config: Config, router: Router) -> FastAGIServer:
         max_sessions=config.agi.max_sessions,
         read_timeout=config.agi.read_timeout_s,
         session_budget=config.agi.session_budget_s,
+        timings=timings,
     )
 
 
@@ -158,12 +162,14 @@ def components(config: Config) -> list[Component]:
         checkpoint_interval_s=config.audit.checkpoint_interval_s,
     )
     keeper = PresenceKeeper(config, engine)
+    monitor = Monitor()
     sealer = RecordingSealer(
         events, resolve_path(config.recording.directory), config.recording.retention_days
     )
 
     def on_event(frame: Frame) -> None:
         events.put(frame)
+        monitor.observe(frame)
         sealer.observe(frame)
         if frame.event == "FullyBooted":
             keeper.request()
@@ -178,9 +184,10 @@ def components(config: Config) -> list[Component]:
         keepalive_s=config.ami.keepalive_s,
     )
     keeper.ami = ami
+    agi = agi_component(config, router, monitor.agi_timings)
     return [
-        writer, sealer, keeper, ami, CallbackSweeper(config, engine),
-        agi_component(config, router),
+        writer, sealer, keeper, ami, CallbackSweeper(config, engine), agi,
+        health_component(config, monitor, ami=ami, agi=agi, writer=writer),
     ]
 
 

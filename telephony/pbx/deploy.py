@@ -27,18 +27,21 @@ from telephony.pbx.render import INCLUDE_FILES, is_ours, render_includes
 
 log = structlog.get_logger(__name__)
 
-# One per include file we write, in the order the dialplan needs them.
+# One per include file we write, what is referred to before what refers to it: the trunk
+# endpoint names a geolocation profile (pjsip drops an endpoint whose profile is unknown),
+# queues name a music class.
 RELOADS = (
-    "dialplan reload",
-    "module reload res_pjsip.so",
-    "module reload app_queue.so",
-    "manager reload",
     "module reload res_geolocation.so",
     "moh reload",
+    "module reload res_pjsip.so",
+    "dialplan reload",
+    "module reload app_queue.so",
+    "manager reload",
 )
 # A temporary logger channel catches what the reloads log. Its verbose(3) level adds the
 # "Remote UNIX connection" line each `asterisk -rx` logs before running its command: Asterisk
 # logs in order, so the line of a command run after the reloads means all of theirs are in.
+# Someone else's `asterisk -rx` meanwhile can only end the wait early; check runs anyway.
 _CAPTURE_LEVELS = "notice,warning,error,verbose(3)"
 _CONNECTED = re.compile(r"Remote UNIX connection$", re.M)
 _LOGGED = re.compile(

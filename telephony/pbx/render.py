@@ -51,10 +51,14 @@ SANDBOX_FILES = (
     "ccss.conf",
 )
 AMI_SECRET_FILE = "ami.secret"
-# What the service's AMI session receives: the audited events, plus the events that answer
-# its resynchronisation list actions (CoreShowChannels, QueueStatus) and FullyBooted.
+# What the service's AMI session receives: the audited events, queue membership (for the
+# operator gauges of /metrics), the events that answer its resynchronisation list actions
+# (CoreShowChannels, QueueStatus), and FullyBooted.
 AMI_EVENTS = (
     *AUDITED_EVENTS,
+    "QueueMemberAdded",
+    "QueueMemberRemoved",
+    "QueueMemberPause",
     "FullyBooted",
     "CoreShowChannel",
     "CoreShowChannelsComplete",

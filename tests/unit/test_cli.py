@@ -29,6 +29,7 @@ def test_serve_logs_readiness_as_json_and_exits_cleanly_on_signal(
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONY_")}
     flags = [
         f"agi.port={free_port()}",
+        f"health.port={free_port()}",
         f"asterisk.ami_port={free_port()}",
         f"asterisk.runtime_dir={tmp_path / 'asterisk'}",
         f"audit.database_url=sqlite:///{tmp_path / 'audit.db'}",
