@@ -63,6 +63,7 @@ class AsteriskConfig:
     ami_bind: str = "127.0.0.1"
     ami_port: int = _checked(5038, _port)
     trunk_address: str = "127.0.0.2"
+    trunks_file: str = "config/trunks.toml"
     timer_t1: int = _checked(500, _positive)
     boot_timeout_s: float = _checked(60.0, _positive)
 

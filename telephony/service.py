@@ -148,10 +148,7 @@ def components(config: Config) -> list[Component]:
     """Audit first, so the calls the AGI server starts serving are already being recorded."""
     engine = open_database(config)
     regions = load_regions(resolve_path(config.location.regions_file))
-    router = LocationRouter(
-        regions, SqlCellDatabase(engine), SqlRouteTable(engine),
-        trusted_trunk=config.location.trunk_trusted,
-    )
+    router = LocationRouter(regions, SqlCellDatabase(engine), SqlRouteTable(engine))
     events: queue.Queue[Frame] = queue.Queue()
     writer = AuditWriter(
         engine,

@@ -74,6 +74,8 @@ CALL_VARIABLES = {
     "P-Access-Network-Info": "${PJSIP_HEADER(read,P-Access-Network-Info)}",
     "Geolocation": "${PJSIP_HEADER(read,Geolocation)}",
     "location_info": "${GEOLOC_PROFILE(location_info)}",
+    # Set by the trunk's endpoint (pjsip_112.conf): may its cells steer routing?
+    "trunk_trusted": "${TRUNK_TRUSTED}",
 }
 
 

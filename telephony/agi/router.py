@@ -43,9 +43,9 @@ class Router(Protocol):
 
         session_vars holds linkedid, uniqueid, callerid, channel, the SIP headers
         P-Asserted-Identity, Remote-Party-ID, From, Privacy, P-Access-Network-Info and
-        Geolocation (header name as key, "" when absent) and location_info
-        (GEOLOC_PROFILE(location_info)). emergency_type is police, medical, fire, sar,
-        disaster or unknown.
+        Geolocation (header name as key, "" when absent), location_info
+        (GEOLOC_PROFILE(location_info)) and trunk_trusted (the trunk's TRUNK_TRUSTED).
+        emergency_type is police, medical, fire, sar, disaster or unknown.
         """
         ...
 

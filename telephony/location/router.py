@@ -28,27 +28,25 @@ def call_headers(session_vars: Mapping[str, str]) -> CallHeaders:
 
 
 class LocationRouter:
+    """Trust in a trunk's cells comes with the call (TRUNK_TRUSTED, set per trunk endpoint)."""
+
     def __init__(
-        self,
-        regions: Regions,
-        cells: CellDatabase | None,
-        routes: RouteTable | None,
-        *,
-        trusted_trunk: bool,
+        self, regions: Regions, cells: CellDatabase | None, routes: RouteTable | None
     ) -> None:
         self._regions = regions
         self._cells = cells
         self._routes = routes
-        self._trusted_trunk = trusted_trunk
 
     def route(self, session_vars: Mapping[str, str], emergency_type: str) -> RouteDecision:
         found = locate(
             call_headers(session_vars),
-            trusted_trunk=self._trusted_trunk,
+            trusted_trunk=session_vars.get("trunk_trusted") == "yes",
             regions=self._regions,
             cells=self._cells,
             routes=self._routes,
         )
         variables = found.to_channel_vars()
         variables["CALLER_STATE"] = str(found.identity.state)
+        # Every cell the network reported is kept for the record, trusted or not.
+        variables["CELL_REPORTED"] = found.cell.label if found.cell else ""
         return RouteDecision(found.queue, variables)

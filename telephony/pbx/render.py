@@ -18,6 +18,7 @@ from telephony.config import Config, resolve_path
 from telephony.location import load_regions, queue_name
 from telephony.operators.roster import REALM, load_roster, overflow_queue
 from telephony.pbx.provision import AsteriskInstall
+from telephony.pbx.trunks import load_trunks
 from telephony.secretfile import read_or_create
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "dialplans"
@@ -160,6 +161,7 @@ def context(config: Config, secret: str) -> dict[str, object]:
         "province_queue": queue_name(regions.province_code),
         "operators": load_roster(resolve_path(config.operators.file), regions),
         "realm": REALM,
+        "trunks": load_trunks(resolve_path(config.asterisk.trunks_file), config),
         "recording_dir": resolve_path(config.recording.directory),
         "record": "record-112" if config.recording.enabled else "",
         "ami_secret": secret,

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from telephony.location import import_cells, import_routes, load_regions
+from telephony.pbx.provision import AsteriskInstall
 from telephony.store import open_database
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, start_sandbox
 from tests.support.ami import Watcher, watching
 from tests.support.service import ServiceProcess
 from tests.support.sipp import SippResult, run_scenario
@@ -108,3 +109,37 @@ def test_cell_and_pidf_route_to_different_regencies_and_bad_input_to_the_provinc
         assert facts[name]["Source"] == "", name  # no usable location: province default
     assert facts["bad-pani"]["CallerE164"] == "+6281230000003"
     assert all(f["EmergencyType"] == "unknown" for f in facts.values())
+
+
+def test_an_untrusted_trunks_cell_is_recorded_but_does_not_route(
+    asterisk_install: AsteriskInstall, tmp_path: Path
+) -> None:
+    trunks = tmp_path / "trunks.toml"
+    trunks.write_text('[[trunk]]\nname = "pbx"\nnetworks = ["127.0.0.4/32"]\n'
+                      "trust_location = false\n")
+    box = start_sandbox(asterisk_install, tmp_path, f"asterisk.trunks_file={trunks}")
+    proc = ServiceProcess(box.config, tmp_path / "serve.log")
+    try:
+        engine = open_database(box.config)
+        import_routes(engine, CONFIG / "routing.example.csv",
+                      regions=load_regions(CONFIG / "regions.toml"))
+        engine.dispose()
+        proc.wait_ready()
+        with watching(box.config) as ami:
+            result = run_scenario(
+                "uac_112_pani.xml", box.sip_target, source="127.0.0.4", workdir=tmp_path,
+                extra=("-d", "12000", "-key", "pai", "<sip:081230000009@pbx.example>",
+                       "-key", "pani", EUTRAN_PANI), timeout_s=40,
+            )
+            facts = queued_as(ami, "081230000009")
+        assert result.ok, result.output + result.errors
+        assert facts["Trunk"] == "pbx"
+        assert facts["JoinedQueue"] == "prov-35" and facts["CellId"] == ""
+        assert facts["CellReported"] == "LTE:510-10-8705-703710"
+        refused = run_scenario("uac_refused.xml", box.sip_target, source="127.0.0.5",
+                               workdir=tmp_path)
+        assert refused.ok, refused.output + refused.errors
+        assert box.wait_no_channels() == 0
+    finally:
+        proc.stop()
+        box.asterisk.stop()
