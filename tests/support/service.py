@@ -9,6 +9,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ class ServiceProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONY_")}
         argv = [sys.executable, "-m", "telephony.cli", "--log-format", "json",
                 *as_overrides(config), "serve"]
+        self.config = config
         self.log_path = log_path
         self.records: list[dict[str, Any]] = []
         self._ready = threading.Event()
@@ -56,8 +60,21 @@ class ServiceProcess:
                     self._ready.set()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
+        """Started, then healthy: /healthz answers 200 once AMI, AGI and the database are up."""
+        deadline = time.monotonic() + timeout
         if not self._ready.wait(timeout):
             raise RuntimeError(f"telephony serve not ready after {timeout}s: {self.log_path}")
+        url = f"http://{self.config.health.bind}:{self.config.health.port}/healthz"
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} not healthy after {timeout}s: {self.log_path}")
+            time.sleep(0.05)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("event") == name]
