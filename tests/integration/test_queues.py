@@ -25,7 +25,7 @@ from telephony.pbx.provision import AsteriskInstall
 from telephony.store import open_database
 from tests.conftest import Sandbox, start_sandbox
 from tests.support.ami import Watcher, watching
-from tests.support.net import free_port
+from tests.support.net import free_port, wait_udp_bound
 from tests.support.phone import CallHandle, IncomingCall, Phone
 from tests.support.service import ServiceProcess, run_cli
 from tests.support.sipp import SippResult, run_scenario
@@ -274,7 +274,7 @@ def test_abandoned_caller_yields_one_callback_that_rings_operator_then_caller(
         port=uas_port, workdir=box.workdir)))
     with operator(box, "b1") as b1:
         answering.start()
-        time.sleep(0.5)  # SIPp binds its port before it can be called
+        wait_udp_bound("127.0.0.2", uas_port)
         cli(box, "callbacks", "take", str(item["id"]), "--operator", "b1")
         incoming = b1.wait_incoming(10)
         assert screen(incoming) == f"CB {caller}"
