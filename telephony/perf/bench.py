@@ -1,0 +1,314 @@
+"""`scripts/bench`: the load harness. See docs/performance.md for the method.
+
+    python -m telephony.perf.bench [--quick] [--compare PREV.json] [--out FILE]
+
+Phases, each against a fresh sandbox: our full path (IVR over FastAGI, the service on AMI
+writing the audit); the same load against the pure-dialplan baseline; the capacity search;
+the audit ingest flood on SQLite and PostgreSQL. Every phase is bounded by SIPp's own
+-timeout and by the profile's sizes, so a run always ends by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from telephony import config as config_mod
+from telephony import logs
+from telephony.pbx.provision import AsteriskInstall
+from telephony.pbx.sandbox import install_for
+from telephony.perf import capacity, ingest, load, results
+from telephony.perf.centre import REPO, Centre, Staff
+from telephony.perf.postgres import Cluster, PostgresError
+from telephony.perf.stats import summarize
+
+IDLE_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    staff: Staff
+    load: load.Load
+    search: capacity.Search
+    ingest_calls: int
+
+
+QUICK = Profile(
+    "quick",
+    Staff(100),
+    load.Load(rate=4, calls=80, hold_s=16),
+    capacity.Search(start_cps=4, window_s=8, hold_s=6, key_share=1.0, max_cps=64,
+                    resolution_cps=2, max_steps=4),
+    ingest_calls=1000,
+)  # fmt: skip
+FULL = Profile(
+    "full",
+    Staff(260),
+    load.Load(rate=10, calls=1200, hold_s=20),
+    capacity.Search(start_cps=5, window_s=60, hold_s=20, key_share=0.5, max_cps=80,
+                    resolution_cps=1, max_steps=7),
+    ingest_calls=5000,
+)  # fmt: skip
+
+
+def wait_idle(centre: Centre) -> int:
+    """Let the last calls' channels go before the next measurement; returns those left."""
+    deadline = time.monotonic() + IDLE_TIMEOUT_S
+    count = centre.asterisk.channel_count()
+    while count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        count = centre.asterisk.channel_count()
+    return count
+
+
+def own_timings(path: Path) -> dict[str, Any]:
+    """The service's AGI round trips and audit lag, from the probe's file."""
+    data = json.loads(path.read_text())
+    agi: dict[str, list[float]] = data["agi_ms"]
+    plain = [s for cmd in results.AGI_PLAIN_COMMANDS for s in agi.get(cmd, [])]
+    pooled = summarize(plain)
+    lag = summarize(data["audit"]["lag_ms"])
+    return {
+        "agi_ms": pooled.as_dict(3) if pooled else None,
+        "agi_ms_by_command": {cmd: s.as_dict(3) for cmd, samples in sorted(agi.items())
+                              if (s := summarize(samples))},
+        "audit_lag_ms": lag.as_dict(3) if lag else None,
+        "audit": {k: v for k, v in data["audit"].items() if k != "lag_ms"},
+    }  # fmt: skip
+
+
+def ours(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str, Any]:
+    with Centre(install, work / "ours", profile.staff) as centre:
+        probe = work / "ours" / "probe.json"
+        service = centre.serve("serve", probe_out=probe).ready()
+        phase = load.run(centre, profile.load, work, "ours-load")
+        left = wait_idle(centre)
+        service.stop()
+        measured = phase.as_dict()
+        measured.update(own_timings(probe), channels_left=left)
+        measured["asterisk_version"] = centre.asterisk.cli("core show version").strip()
+        return measured
+
+
+def baseline(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str, Any]:
+    with Centre(install, work / "baseline", profile.staff, baseline=True) as centre:
+        phase = load.run(centre, profile.load, work, "baseline-load")
+        measured = phase.as_dict()
+        measured["channels_left"] = wait_idle(centre)
+        return measured
+
+
+def capacity_search(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str, Any]:
+    search = profile.search
+    with Centre(install, work / "capacity", profile.staff) as centre:
+        centre.serve("serve").ready()
+
+        def trial(rate: float) -> capacity.Trial:
+            wait_idle(centre)
+            calls = max(1, round(rate * search.window_s))
+            phase = load.run(centre, load.Load(rate, calls, search.hold_s, search.key_share),
+                             work, f"capacity-{rate:g}")  # fmt: skip
+            passed = phase.failed == 0 and phase.failed_open == 0
+            return capacity.Trial(rate, passed, {
+                "calls": calls, "failed": phase.failed, "failed_open": phase.failed_open,
+                "unrung": phase.unrung,
+                "setup_ms_p99": phase.setup_ms.p99 if phase.setup_ms else None,
+                "failure_reasons": dict(phase.counts.failures) if phase.counts else {},
+            })  # fmt: skip
+
+        return capacity.find(trial, search).as_dict()
+
+
+def ingest_runs(work: Path, profile: Profile, postgres_url: str | None) -> dict[str, Any]:
+    timeout = 600.0
+    found: dict[str, Any] = {"sqlite": ingest.flood(
+        f"sqlite:///{work / 'ingest' / 'audit.db'}", work / "ingest" / "sqlite",
+        profile.ingest_calls, timeout_s=timeout).as_dict()}  # fmt: skip
+    if postgres_url:
+        found["postgresql"] = ingest.flood(postgres_url, work / "ingest" / "pg",
+                                           profile.ingest_calls, timeout_s=timeout).as_dict()
+        return found
+    try:
+        with Cluster() as cluster:
+            found["postgresql"] = ingest.flood(cluster.url, work / "ingest" / "pg",
+                                               profile.ingest_calls, timeout_s=timeout).as_dict()
+    except PostgresError as exc:
+        found["postgresql"] = {"skipped": str(exc)}
+    return found
+
+
+def conditions(profile: Profile) -> dict[str, Any]:
+    return {
+        "profile": profile.name,
+        "cpus": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "operators": profile.staff.count,
+        "operator_answer_ms": profile.staff.answer_ms,
+        "operator_wrapup_s": profile.staff.wrapup_s,
+        "load": profile.load.as_dict(),
+        "audit_database": "sqlite (file in the run's directory)",
+        "network": "loopback; trunk 127.0.0.2, operators 127.0.0.1",
+    }
+
+
+def ratios(ours_: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    found = {f"setup_{p}": results.ratio(results.dig(ours_, f"setup_ms.{p}"),
+                                         results.dig(base, f"setup_ms.{p}"))
+             for p in ("p50", "p95", "p99")}  # fmt: skip
+    found["cpu_asterisk"] = results.ratio(results.dig(ours_, "usage.asterisk.cpu_percent"),
+                                          results.dig(base, "usage.asterisk.cpu_percent"))
+    return found
+
+
+def summary(result: dict[str, Any]) -> str:
+    lines = _load_lines(result) if {"ours", "baseline"} <= set(result["phases"]) else []
+    cap = result.get("capacity") or {}
+    if cap:
+        cond = cap["conditions"]
+        lines.append(
+            f"  capacity: {cap['rate_cps']} calls/s with zero failed calls, none failed open "
+            f"(lowest failing: {cap['failing_cps'] or 'none found'}); SIP alone: no failure up "
+            f"to {cap['sip_only_rate_cps']} calls/s; {cond['window_s']} s windows, hold "
+            f"{cond['hold_s']} s, {cond['key_share']:.0%} key, {len(cap['trials'])} trials"
+        )
+    for name, run in (result.get("ingest") or {}).items():
+        if "skipped" in run:
+            lines.append(f"  ingest {name}: skipped ({run['skipped']})")
+        else:
+            lines.append(f"  ingest {name}: {run['events_per_s']} events/s, {run['events']} "
+                         f"events, lost {run['lost']}, chain verified {run['verified']}")
+    lines += [f"  {part} FAILED: {error}" for part, error in result["errors"].items()]
+    lines.append("targets:")
+    lines += results.target_lines(results.targets(result))
+    return "\n".join(lines)
+
+
+def _load_lines(result: dict[str, Any]) -> list[str]:
+    def triple(path: str, data: Any) -> str:
+        values = [results.dig(data, f"{path}.{p}") for p in ("p50", "p95", "p99")]
+        return "/".join("-" if v is None else f"{v:.3g}" for v in values)
+
+    o, b = result["phases"]["ours"], result["phases"]["baseline"]
+    c = result["conditions"]
+    return [
+        f"bench {c['profile']}: {c['cpus']} CPUs, load {c['load_average_before'][0]:.2f} before; "
+        f"{c['load']['rate_cps']} calls/s for {c['load']['window_s']} s, hold "
+        f"{c['load']['hold_s']} s, {c['load']['key_share']:.0%} press a key; "
+        f"{c['operators']} operators answer after {c['operator_answer_ms']} ms",
+        "  figure (p50/p95/p99)               ours              baseline        ratio",
+        f"  INVITE->200 ms                     {triple('setup_ms', o):17} "
+        f"{triple('setup_ms', b):15} {triple('ratios', {'ratios': _ratio_view(result)})}",
+        f"  silent INVITE->ring s              {triple('ring_silent_s', o):17} "
+        f"{triple('ring_silent_s', b)}",
+        f"  key->ring s                        {triple('key_to_ring_s', o):17} "
+        f"{triple('key_to_ring_s', b)}",
+        f"  FastAGI command round trip ms      {triple('agi_ms', o)}",
+        f"  AMI event->audit row ms            {triple('audit_lag_ms', o)}",
+        f"  CPU % asterisk / serve             {_usage(o, 'asterisk', 'cpu_percent')} / "
+        f"{_usage(o, 'serve', 'cpu_percent')}   baseline asterisk "
+        f"{_usage(b, 'asterisk', 'cpu_percent')}",
+        f"  RSS growth MB asterisk / serve     {_usage(o, 'asterisk', 'rss_growth_mb')} / "
+        f"{_usage(o, 'serve', 'rss_growth_mb')}",
+        f"  failed calls ours / baseline       {o['calls']['failed']} / {b['calls']['failed']}"
+        f" (failed open {o['calls']['failed_open']}, never rang an operator: silent "
+        f"{o['calls']['unrung_silent']}, key {o['calls']['unrung_key']} of "
+        f"{o['calls']['answered']}; peak concurrent {o['calls']['peak_concurrent']})",
+    ]  # fmt: skip
+
+
+def _ratio_view(result: dict[str, Any]) -> dict[str, Any]:
+    return {p: result["ratios"].get(f"setup_{p}") for p in ("p50", "p95", "p99")}
+
+
+def _usage(phase: dict[str, Any], process: str, key: str) -> str:
+    value = results.dig(phase, f"usage.{process}.{key}")
+    return "-" if value is None else f"{value:g}"
+
+
+def run_part(part: str, result: dict[str, Any], install: AsteriskInstall, work: Path,
+             profile: Profile, postgres_url: str | None) -> None:  # fmt: skip
+    if part == "load":
+        result["phases"]["ours"] = ours(install, work, profile)
+        result["conditions"]["asterisk"] = result["phases"]["ours"].pop("asterisk_version")
+        result["phases"]["baseline"] = baseline(install, work, profile)
+        result["ratios"] = ratios(result["phases"]["ours"], result["phases"]["baseline"])
+    elif part == "capacity":
+        result["capacity"] = capacity_search(install, work, profile)
+    else:
+        result["ingest"] = ingest_runs(work, profile, postgres_url)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the ~3 minute profile")
+    parser.add_argument("--compare", type=Path, metavar="PREV.json")
+    parser.add_argument("--out", type=Path, metavar="FILE",
+                        help="result JSON (default: var/bench/<profile>-<time>.json)")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="ingest into this PostgreSQL instead of a throw-away cluster")
+    parser.add_argument("--only", choices=("load", "capacity", "ingest"), action="append",
+                        help="run only these parts (repeatable; load = ours and baseline)")
+    parser.add_argument("--keep", action="store_true", help="keep the run's work directory")
+    args = parser.parse_args(argv)
+    os.chdir(REPO)  # the config's relative paths (regions, prompts) are the clone's
+    profile = QUICK if args.quick else FULL
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or REPO / "var" / "bench" / f"{profile.name}-{stamp}.json"
+    work = REPO / "var" / "bench" / "work" / stamp
+    work.mkdir(parents=True, exist_ok=True)
+    parts = set(args.only or ("load", "capacity", "ingest"))
+    started = time.monotonic()
+    result: dict[str, Any] = {
+        "schema": results.SCHEMA,
+        "started": datetime.now(UTC).isoformat(),
+        "conditions": conditions(profile),
+        "phases": {},
+        "errors": {},
+    }
+
+    def save() -> None:
+        result["duration_s"] = round(time.monotonic() - started, 1)
+        # Other work on the machine shows here: figures are only as quiet as the machine was.
+        result["conditions"]["load_average_after"] = os.getloadavg()
+        result["targets"] = [t.as_dict() for t in results.targets(result)]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
+    with (work / "bench.log").open("a") as log_file:
+        logs.configure("info", "json", stream=log_file)
+        install = install_for(config_mod.load(None, env={}))
+        for part in ("load", "capacity", "ingest"):
+            if part not in parts:
+                continue
+            try:
+                run_part(part, result, install, work, profile, args.postgres)
+            except Exception as exc:  # one broken part must not cost the figures of the others
+                result["errors"][part] = f"{type(exc).__name__}: {exc}"
+                print(f"bench: {part} failed: {result['errors'][part]}", file=sys.stderr)
+            save()
+    print(summary(result))
+    print(f"result: {out} ({result['duration_s']} s)")
+    if args.compare:
+        print(f"compared with {args.compare}:")
+        for change in results.compare(json.loads(args.compare.read_text()), result):
+            print(f"  {change.line()}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""A whole 112 centre on loopback for the bench and the drills.
+
+An isolated sandbox Asterisk (own runtime directory, free ports) rendered from our
+dialplans, the audit store, the routing table, a roster of bench operators all in one
+regency and logged in, and the operators' phones. ``baseline=True`` renders the same centre
+with ``[emergency-112]`` reduced to Answer and Queue: no AGI, and no service attached to
+AMI while calls run. The service itself is started by the caller (bench or drill).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from telephony import config as config_mod
+from telephony.config import resolve_path
+from telephony.control import ami_session
+from telephony.location import import_routes, load_regions, queue_name
+from telephony.operators import presence
+from telephony.operators.roster import load_roster
+from telephony.pbx.process import Asterisk
+from telephony.pbx.provision import AsteriskInstall
+from telephony.pbx.render import Layout, queues, write_sandbox
+from telephony.perf.net import free_port, free_udp
+from telephony.perf.phones import Phones
+from telephony.perf.serve import ServeProcess
+from telephony.store import open_database
+
+REPO = Path(__file__).resolve().parents[2]
+ROUTES = REPO / "config" / "routing.example.csv"
+REGENCY = "35.73"
+CELL = "510100A010000001"
+"""A cell whose whole area routes to Kota Malang (35.73) in config/routing.example.csv."""
+BASELINE = """[emergency-112]
+; Bench baseline: the pure dialplan our figures are compared with.
+exten => s,1,Answer()
+ same => n,Queue({queue})
+ same => n,Hangup()
+
+"""
+
+
+@dataclass(frozen=True)
+class Staff:
+    count: int
+    answer_ms: int = 1000
+    wrapup_s: int = 5
+
+
+def accounts(count: int) -> list[tuple[str, str]]:
+    return [(f"bop{n:03d}", f"bench-{n:03d}") for n in range(1, count + 1)]
+
+
+def roster_text(count: int, regency: str = REGENCY) -> str:
+    return "".join(
+        f'[[operator]]\nid = "{op}"\nregency = "{regency}"\npassword = "{password}"\n\n'
+        for op, password in accounts(count)
+    )
+
+
+def baseline_dialplan(text: str, queue: str) -> str:
+    """``text`` (rendered extensions_112.conf) with [emergency-112] replaced by the baseline."""
+    out: list[str] = []
+    replaced = skipping = False
+    for line in text.splitlines(keepends=True):
+        header = re.match(r"\[([^\]]+)\]", line)
+        if header:
+            skipping = header.group(1) == "emergency-112"
+            if skipping:
+                out.append(BASELINE.format(queue=queue))
+                replaced = True
+                continue
+        if not skipping:
+            out.append(line)
+    if not replaced:
+        raise ValueError("no [emergency-112] context to replace")
+    return "".join(out)
+
+
+class Centre:
+    def __init__(
+        self,
+        install: AsteriskInstall,
+        root: Path,
+        staff: Staff,
+        *,
+        baseline: bool = False,
+        database_url: str | None = None,
+        overrides: Sequence[str] = (),
+        limit_s: float = 900.0,
+    ) -> None:
+        self.install = install
+        self.root = root
+        self.staff = staff
+        self.baseline = baseline
+        self.limit_s = limit_s
+        root.mkdir(parents=True, exist_ok=True)
+        roster = root / "operators.toml"
+        roster.write_text(roster_text(staff.count))
+        database = database_url or f"sqlite:///{root / 'telephony.db'}"
+        self.config = config_mod.load(None, env={}, overrides=[
+            f"asterisk.runtime_dir={root / 'asterisk'}",
+            f"asterisk.sip_port={free_udp()}",
+            f"asterisk.ami_port={free_port()}",
+            f"agi.port={free_port()}",
+            f"health.port={free_port()}",
+            f"audit.database_url={database}",
+            f"audit.spool_path={root / 'audit-spool.jsonl'}",
+            f"audit.checkpoint_path={root / 'audit-checkpoints.jsonl'}",
+            f"audit.checkpoint_key_file={root / 'audit-hmac.key'}",
+            f"operators.file={roster}",
+            f"operators.wrapup_s={staff.wrapup_s}",
+            *overrides,
+        ])  # fmt: skip
+        self.layout = Layout(Path(self.config.asterisk.runtime_dir))
+        self.asterisk = Asterisk(install, self.layout)
+        self.phones = Phones(
+            self.sip_target, accounts(staff.count), root / "phones",
+            answer_ms=staff.answer_ms, limit_s=limit_s,
+        )  # fmt: skip
+        self.services: list[ServeProcess] = []
+
+    @property
+    def sip_target(self) -> str:
+        return f"{self.config.asterisk.sip_bind}:{self.config.asterisk.sip_port}"
+
+    @property
+    def queue(self) -> str:
+        return queue_name(REGENCY)
+
+    def __enter__(self) -> Centre:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Centre:
+        write_sandbox(self.config, self.install, self.layout)
+        if self.baseline:
+            path = self.layout.etc / "extensions_112.conf"
+            path.write_text(baseline_dialplan(path.read_text(), self.queue))
+        self.asterisk.start(self.config.asterisk.boot_timeout_s)
+        self.prepare_database()
+        self.phones.start()
+        if self.baseline:
+            self.restore_presence()
+        return self
+
+    def prepare_database(self) -> None:
+        """Routes (so the IVR finds the caller's regency) and every operator logged in."""
+        engine = open_database(self.config)
+        try:
+            import_routes(engine, ROUTES, regions=load_regions(self.regions_file))
+            for op, _password in accounts(self.staff.count):
+                presence.set_state(engine, op, presence.State.AVAILABLE)
+        finally:
+            engine.dispose()
+
+    @property
+    def regions_file(self) -> Path:
+        return resolve_path(self.config.location.regions_file)
+
+    def restore_presence(self) -> None:
+        """What the service does at each AMI login, done once by a short-lived session."""
+        regions = load_regions(self.regions_file)
+        roster = load_roster(resolve_path(self.config.operators.file), regions)
+        engine = open_database(self.config)
+        try:
+            with ami_session(self.config) as ami:
+                presence.restore(
+                    ami, roster, presence.states(engine), regions, queues(self.config)
+                )
+        finally:
+            engine.dispose()
+
+    def serve(self, name: str, *, probe_out: Path | None = None) -> ServeProcess:
+        service = ServeProcess(self.config, self.root / f"{name}.log", probe_out=probe_out)
+        self.services.append(service)
+        return service
+
+    def pids(self) -> dict[str, int]:
+        found = {"asterisk": pid} if (pid := self.asterisk.pid()) else {}
+        live = [s for s in self.services if s.proc.poll() is None]
+        if live:
+            found["serve"] = live[-1].pid
+        return found
+
+    def stop(self) -> None:
+        for service in self.services:
+            service.stop()
+        self.phones.stop()
+        self.asterisk.stop()

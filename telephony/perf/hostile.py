@@ -1,0 +1,149 @@
+"""Drills with hostile or broken input on the SIP side.
+
+flood: INVITEs at 300/s from a loopback address that is not the trunk while the trunk
+places 112 calls; at least 99% of the trunk's calls are answered, no flood INVITE is, and
+Asterisk's security log records the flood. malformed: INVITEs whose identity, location or
+body are broken or oversized; every one of those calls must still ring an operator.
+"""
+
+from __future__ import annotations
+
+import math
+
+from telephony.pbx.process import AsteriskError
+from telephony.perf import sipp
+from telephony.perf.centre import Centre
+from telephony.perf.load import IDENTITY, SDP, Calls, Invite, Load, Phase
+from telephony.perf.net import STRANGER, free_udp
+from telephony.perf.verdict import Context, Verdict
+
+FLOOD_CPS = 300
+TRUNK_ANSWERED = 0.99
+_PIDF_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+              '<presence xmlns="urn:ietf:params:xml:ns:pidf" '
+              'xmlns:gp="urn:ietf:params:xml:ns:pidf:geopriv10" '
+              'xmlns:gml="http://www.opengis.net/gml" entity="pres:caller@mno.example">')
+_BILLION_LAUGHS = ('<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+                   '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+                   '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+                   '<presence xmlns="urn:ietf:params:xml:ns:pidf">&lol3;</presence>')
+_GEOLOCATED = "Geolocation: <cid:loc@mno.example>\nGeolocation-Routing: yes"  # fmt: skip
+
+
+def _multipart(pidf: str) -> str:
+    return "\n".join(("--b1", "Content-Type: application/sdp", "", SDP, "--b1",
+                      "Content-Type: application/pidf+xml", "Content-ID: <loc@mno.example>",
+                      "", pidf, "--b1--"))  # fmt: skip
+
+
+def _point(position: str, rules: str = "<gp:usage-rules/>") -> str:
+    return (f"{_PIDF_HEAD}<tuple id='t'><status><gp:geopriv><gp:location-info>"
+            "<gml:Point srsName='urn:ogc:def:crs:EPSG::4326'>"
+            f"<gml:pos>{position}</gml:pos></gml:Point></gp:location-info>{rules}"
+            "</gp:geopriv></status></tuple></presence>")
+
+
+MULTIPART = "multipart/mixed;boundary=b1"
+# Each kind of broken INVITE; every one still comes from the trunk with a number of its own.
+MALFORMED = {
+    "broken PANI": Invite(headers=(
+        "P-Asserted-Identity: <sip:[field0]@mno.example;user=phone>\n"
+        'P-Access-Network-Info: 3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=51Z1G0"; ;;=;'
+        " utran-cell-id-3gpp=99999999999999999999999")),
+    "broken identity": Invite(headers=(
+        "P-Asserted-Identity: \"\\\" <tel:;;;>\n"
+        "P-Access-Network-Info: 3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=[field1]")),
+    "Geolocation to nowhere": Invite(headers=f"{IDENTITY}\n{_GEOLOCATED}"),
+    "Geolocation garbage": Invite(headers=f"{IDENTITY}\nGeolocation: <<<not a uri>>>;;\n"
+                                          "Geolocation-Routing: perhaps"),
+    "PIDF-LO not XML": Invite(headers=f"{IDENTITY}\n{_GEOLOCATED}", content_type=MULTIPART,
+                              body=_multipart(f"{_PIDF_HEAD}<gml:pos>1 2</gml")),
+    "PIDF-LO entity bomb": Invite(headers=f"{IDENTITY}\n{_GEOLOCATED}", content_type=MULTIPART,
+                                  body=_multipart("[pidf]"), keys=(("pidf", _BILLION_LAUGHS),)),
+    "PIDF-LO impossible point": Invite(
+        headers=f"{IDENTITY}\n{_GEOLOCATED}", content_type=MULTIPART,
+        body=_multipart(_point("999.5 -4000 NaN"))),
+    # RFC 4119 makes <usage-rules> mandatory; a handset or network that leaves it out
+    # must still get through.
+    "PIDF-LO without usage-rules": Invite(
+        headers=f"{IDENTITY}\n{_GEOLOCATED}", content_type=MULTIPART,
+        body=_multipart(_point("-7.98 112.63", rules=""))),
+    "oversized headers": Invite(headers=(
+        f"{IDENTITY}\nX-Padding: {'x' * 4000}\n"
+        f"P-Access-Network-Info: 3GPP-E-UTRAN-FDD; utran-cell-id-3gpp={'5' * 2000}")),
+}  # fmt: skip
+
+
+def flood(ctx: Context) -> Verdict:
+    window_s = 10.0 if ctx.quick else 30.0
+    trunk_load = Load(rate=2, calls=int(2 * window_s), hold_s=4, key_share=1.0, audio=False)
+    with ctx.centre("flood") as centre:
+        centre.serve("serve").ready()
+        security = centre.layout.log / "security.log"
+        offset = security.stat().st_size if security.exists() else 0
+        scenario = sipp.render("flood.xml", ctx.workdir / "flood")
+        attackers = sipp.Sipp(
+            "flood", scenario, centre.sip_target, source=STRANGER, port=free_udp(STRANGER),
+            workdir=ctx.workdir / "flood",
+            args=("-s", "112", "-r", str(FLOOD_CPS), "-m", str(int(FLOOD_CPS * window_s)),
+                  "-l", str(FLOOD_CPS * 10), "-mp", str(free_udp(STRANGER))),
+            limit_s=window_s + 60,
+        ).start()  # fmt: skip
+        trunk = Calls(centre, trunk_load, ctx.workdir, "flood-trunk").start()
+        phase = trunk.wait()
+        attackers.wait()
+        flooded = attackers.counts()
+        accepted = sum(1 for m in attackers.marks() if m.kind == "accepted")
+        with security.open("rb") as fh:
+            fh.seek(offset)
+            logged = sum(1 for line in fh if STRANGER.encode() in line)
+    sent = flooded.created if flooded else 0
+    refused = flooded.successful if flooded else 0
+    answered = phase.answered / trunk_load.calls
+    ok = answered >= TRUNK_ANSWERED and accepted == 0 and refused > 0 and logged > 0
+    figure = (f"trunk: {phase.answered}/{trunk_load.calls} answered ({answered:.1%}, bar "
+              f"{TRUNK_ANSWERED:.0%}), setup p99 "
+              f"{phase.setup_ms.p99 if phase.setup_ms else math.nan:.1f} ms; flood from "
+              f"{STRANGER}: {sent} INVITEs in {window_s:.0f} s, {refused} refused, {accepted} "
+              f"answered; {logged} security events about {STRANGER}")  # fmt: skip
+    return Verdict("flood", ok, figure, {"trunk": phase.as_dict(), "flood_sent": sent,
+                                         "flood_refused": refused, "flood_answered": accepted,
+                                         "security_events": logged})  # fmt: skip
+
+
+def _alive(centre: Centre) -> bool:
+    try:
+        centre.asterisk.cli("core show uptime", timeout=5)
+    except AsteriskError:
+        return False
+    return True
+
+
+def malformed(ctx: Context) -> Verdict:
+    """One kind after the other, so that a kind that brings Asterisk down is named; after
+    such a crash the remaining kinds go to a fresh centre. The callers press a key at once:
+    the IVR reads the broken headers, then queues them without waiting out its menu."""
+    per_kind = ctx.sized(2, 6)
+    load = Load(rate=2, calls=per_kind, hold_s=3, key_share=1.0, audio=False)
+    pending = list(MALFORMED.items())
+    outcomes: dict[str, tuple[Phase, bool]] = {}
+    while pending:
+        with ctx.centre(f"malformed-{len(outcomes)}") as centre:
+            centre.serve("serve").ready()
+            while pending:
+                kind, invite = pending.pop(0)
+                name = f"malformed-{len(outcomes)}-calls"
+                phase = Calls(centre, load, ctx.workdir, name, invite).start().wait()
+                crashed = not _alive(centre)
+                outcomes[kind] = (phase, crashed)
+                if crashed:
+                    break
+    lines, ok = [], True
+    for kind, (phase, crashed) in outcomes.items():
+        rung = phase.answered - phase.unrung
+        ok = ok and not crashed and phase.failed == 0 and rung == per_kind
+        ring = f" (ring p99 {phase.ring_s.p99:.2f} s)" if phase.ring_s else ""
+        lines.append(f"{kind} {rung}/{per_kind}{ring}{' ASTERISK CRASHED' if crashed else ''}")
+    return Verdict("malformed", ok, "rang an operator: " + "; ".join(lines),
+                   {kind: {**phase.as_dict(), "asterisk_crashed": crashed}
+                    for kind, (phase, crashed) in outcomes.items()})

@@ -1,0 +1,80 @@
+"""The bench's operators: one SIPp that answers for all of them.
+
+Each operator first registers (digest auth, one SIPp UAC call per operator) from the port
+that the operator SIPp then listens on, so every contact points at it. That SIPp logs each
+ring with the caller's number, answers after ``answer_ms`` and holds until Asterisk hangs
+up; it answers the registrar's qualify OPTIONS too, which keeps the contacts reachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from telephony.perf import sipp
+from telephony.perf.net import free_udp
+
+REGISTER_RATE = 200
+REGISTER_LIMIT_S = 60.0
+
+
+class PhoneError(Exception):
+    """The operators could not register."""
+
+
+class Phones:
+    def __init__(
+        self,
+        target: str,
+        accounts: Sequence[tuple[str, str]],
+        workdir: Path,
+        *,
+        answer_ms: int,
+        limit_s: float,
+    ) -> None:
+        self.target = target
+        self.accounts = tuple(accounts)
+        self.workdir = workdir
+        self.answer_ms = answer_ms
+        self.limit_s = limit_s
+        self.port = free_udp()
+        self.uas: sipp.Sipp | None = None
+
+    def start(self) -> Phones:
+        if not self.accounts:
+            return self
+        scenarios = self.workdir / "scenarios"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        inf = self.workdir / "operators.csv"
+        # Passwords go in through the injection file: SIPp does not expand keywords nested
+        # inside [authentication username=... password=...] in a scenario.
+        inf.write_text("SEQUENTIAL\n" + "".join(
+            f"{op};[authentication username={op} password={password}]\n"
+            for op, password in self.accounts
+        ))  # fmt: skip
+        register = sipp.Sipp(
+            "register", sipp.render("register.xml", scenarios), self.target,
+            source="127.0.0.1", port=self.port, workdir=self.workdir,
+            args=("-inf", str(inf), "-m", str(len(self.accounts)), "-r", str(REGISTER_RATE),
+                  "-l", str(REGISTER_RATE), "-aa"),
+            limit_s=REGISTER_LIMIT_S,
+        ).start()  # fmt: skip
+        code = register.wait()
+        counts = register.counts()
+        if code != 0 or counts is None or counts.successful != len(self.accounts):
+            raise PhoneError(
+                f"operators did not all register (sipp exit {code}): {register.errors()}"
+            )
+        self.uas = sipp.Sipp(
+            "operators", sipp.render("operator.xml", scenarios, answer_ms=self.answer_ms),
+            self.target, source="127.0.0.1", port=self.port, workdir=self.workdir,
+            args=("-mp", str(free_udp())), limit_s=self.limit_s,
+        ).start()  # fmt: skip
+        return self
+
+    def stop(self) -> None:
+        if self.uas is not None:
+            self.uas.stop()
+
+    def rings(self) -> list[sipp.Mark]:
+        return self.uas.marks() if self.uas is not None else []

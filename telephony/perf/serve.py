@@ -1,0 +1,132 @@
+"""`telephony serve` as a child process, watched through its own JSON log.
+
+The bench runs it through :mod:`telephony.perf.probe` (the same service, which also writes
+out its own AGI timings and audit lag when it stops); the drills run the real command.
+Readiness is always a log line (``service.ready``, ``ami.connected``, ...), never a delay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from telephony.config import Config
+
+STOP_TIMEOUT_S = 20.0
+
+
+class ServeError(Exception):
+    """The service did not log what was waited for."""
+
+
+def overrides_of(config: Config) -> list[str]:
+    """Every value of ``config`` as ``--set`` flags: the child sees exactly this config."""
+    flags = []
+    for section in dataclasses.fields(config):
+        values = getattr(config, section.name)
+        for item in dataclasses.fields(values):
+            flags += ["--set", f"{section.name}.{item.name}={getattr(values, item.name)}"]
+    return flags
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without TELEPHONY_* variables, which would override the flags."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONY_")}
+
+
+class ServeProcess:
+    def __init__(self, config: Config, log_path: Path, *, probe_out: Path | None = None) -> None:
+        if probe_out is None:
+            argv = [sys.executable, "-m", "telephony.cli", "--log-format", "json",
+                    *overrides_of(config), "serve"]
+        else:
+            argv = [sys.executable, "-m", "telephony.perf.probe", "--out", str(probe_out),
+                    *overrides_of(config)]
+        self.log_path = log_path
+        self.records: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env=clean_env(),
+        )  # fmt: skip
+        self._reader = threading.Thread(target=self._read, name="serve-log", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with self.log_path.open("a") as sink:
+            for line in self.proc.stdout:
+                sink.write(line)
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = {"event": line.rstrip()}
+                if not isinstance(record, dict):
+                    record = {"event": str(record)}
+                with self._changed:
+                    self.records.append(record)
+                    self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        with self._changed:
+            return [r for r in self.records if r.get("event") == name]
+
+    def count(self, name: str) -> int:
+        return len(self.events(name))
+
+    def wait_for(self, name: str, timeout: float, *, after: int = 0) -> dict[str, Any]:
+        """The first ``name`` line beyond the first ``after`` of them, waiting if need be."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [r for r in self.records if r.get("event") == name]
+                if len(found) > after:
+                    return found[after]
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise ServeError(
+                        f"telephony serve logged no {name} within {timeout:.0f}s "
+                        f"(exit code {self.proc.poll()}); see {self.log_path}"
+                    )
+                self._changed.wait(min(left, 1.0))
+
+    def ready(self, timeout: float = 30.0) -> ServeProcess:
+        """Serving, and logged in to AMI with the operators put back into their queues."""
+        self.wait_for("service.ready", timeout)
+        self.wait_for("presence.restored", timeout)
+        return self
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> int:
+        self.proc.kill()
+        code = self.proc.wait(STOP_TIMEOUT_S)
+        self._reader.join(5)
+        return code
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self._reader.join(5)
+        return self.proc.returncode
