@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,16 +27,6 @@ def verify(engine: Engine, checkpoint_path: Path, key: bytes) -> VerifyReport:
 
 def _rows(connection: Connection) -> Iterator[ChainRow]:
     table = AuditEvent.__table__
-    for row in connection.execute(select(table).order_by(table.c.seq)):
-        yield ChainRow(
-            seq=row.seq,
-            time=row.time,
-            linkedid=row.linkedid,
-            uniqueid=row.uniqueid,
-            type=row.type,
-            payload=row.payload,
-            source=row.source,
-            event_key=row.event_key,
-            prev_hash=row.prev_hash,
-            hash=row.hash,
-        )
+    columns = [table.c[field.name] for field in dataclasses.fields(ChainRow)]
+    for row in connection.execute(select(*columns).order_by(table.c.seq)):
+        yield ChainRow(**row._mapping)
