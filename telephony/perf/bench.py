@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -190,7 +190,7 @@ def summary(result: dict[str, Any]) -> str:
         else:
             lines.append(f"  ingest {name}: {run['events_per_s']} events/s, {run['events']} "
                          f"events, lost {run['lost']}, chain verified {run['verified']}")
-    lines += [f"  {part} FAILED: {error}" for part, error in result["errors"].items()]
+    lines += [f"  {part} FAILED: {error}" for part, error in result.get("errors", {}).items()]
     lines.append("targets:")
     lines += results.target_lines(results.targets(result))
     return "\n".join(lines)
@@ -261,10 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="ingest into this PostgreSQL instead of a throw-away cluster")
     parser.add_argument("--only", choices=("load", "capacity", "ingest"), action="append",
                         help="run only these parts (repeatable; load = ours and baseline)")
+    parser.add_argument("--answer-ms", type=int, metavar="MS",
+                        help="operators answer this long after their phone rings "
+                             "(default 1000)")
     parser.add_argument("--keep", action="store_true", help="keep the run's work directory")
     args = parser.parse_args(argv)
     os.chdir(REPO)  # the config's relative paths (regions, prompts) are the clone's
     profile = QUICK if args.quick else FULL
+    if args.answer_ms is not None:
+        profile = replace(profile, staff=replace(profile.staff, answer_ms=args.answer_ms))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or REPO / "var" / "bench" / f"{profile.name}-{stamp}.json"
     work = REPO / "var" / "bench" / "work" / stamp

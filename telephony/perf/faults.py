@@ -28,22 +28,14 @@ class FaultError(Exception):
     """The fault could not be injected."""
 
 
-def stop_process(pid: int) -> None:
-    os.kill(pid, signal.SIGSTOP)
-
-
-def resume_process(pid: int) -> None:
-    os.kill(pid, signal.SIGCONT)
-
-
 @contextmanager
 def stalled(pid: int) -> Iterator[None]:
     """The process frozen for the duration of the block, and thawed whatever happens."""
-    stop_process(pid)
+    os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        resume_process(pid)
+        os.kill(pid, signal.SIGCONT)
 
 
 def kill_process(pid: int) -> None:

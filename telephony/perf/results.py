@@ -25,6 +25,9 @@ HEADLINE = (
     "ingest.sqlite.events_per_s", "ingest.postgresql.events_per_s",
 )  # fmt: skip
 _HIGHER_IS_BETTER = ("rate_cps", "events_per_s", "successful")
+# Beyond the headline, the comparison reports these figures when they move notably.
+_DETAIL_ENDINGS = (".p50", ".p95", ".p99", ".failed", ".failed_open", ".unrung",
+                   ".unrung_silent", ".unrung_key", ".cpu_percent", ".rss_growth_mb")
 # Quick mode places a lighter load than the targets are stated for.
 TARGET_RATE_CPS = 10.0
 TARGET_WINDOW_S = 120.0
@@ -172,9 +175,11 @@ class Change:
 
 
 def compare(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
-    """Headline figures first, then every other figure that moved notably."""
+    """Headline figures first, then the other percentiles, failures and usage that moved
+    notably (per-command AGI figures, maxima and means stay in the files)."""
     old, new = dict(flatten(before)), dict(flatten(after))
-    shared = [p for p in new if p in old and not p.startswith(("targets.", "conditions."))]
+    shared = [p for p in new if p in old and p.endswith(_DETAIL_ENDINGS)
+              and not p.startswith(("targets.", "conditions.")) and "_by_command." not in p]
     head = [Change(p, old[p], new[p]) for p in HEADLINE if p in old and p in new]
     rest = [Change(p, old[p], new[p]) for p in shared if p not in HEADLINE]
     return head + [c for c in rest if c.notable]

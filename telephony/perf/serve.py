@@ -85,9 +85,6 @@ class ServeProcess:
         with self._changed:
             return [r for r in self.records if r.get("event") == name]
 
-    def count(self, name: str) -> int:
-        return len(self.events(name))
-
     def wait_for(self, name: str, timeout: float, *, after: int = 0) -> dict[str, Any]:
         """The first ``name`` line beyond the first ``after`` of them, waiting if need be."""
         deadline = time.monotonic() + timeout
@@ -109,15 +106,6 @@ class ServeProcess:
         self.wait_for("service.ready", timeout)
         self.wait_for("presence.restored", timeout)
         return self
-
-    def signal(self, sig: signal.Signals) -> None:
-        self.proc.send_signal(sig)
-
-    def kill(self) -> int:
-        self.proc.kill()
-        code = self.proc.wait(STOP_TIMEOUT_S)
-        self._reader.join(5)
-        return code
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
         if self.proc.poll() is None:

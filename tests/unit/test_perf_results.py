@@ -80,6 +80,19 @@ def test_compare_puts_headlines_first_and_knows_which_way_is_better() -> None:
     assert not changes["phases.ours.agi_ms.p99"].better
 
 
+def test_compare_leaves_out_maxima_and_per_command_detail() -> None:
+    before, after = result(), result()
+    for data, value in ((before, 1.0), (after, 9.0)):
+        data["phases"]["ours"]["agi_ms"] = {"p99": 2.0, "max": value}
+        data["phases"]["ours"]["agi_ms_by_command"] = {"EXEC": {"p99": value}}
+        data["phases"]["ours"]["calls"]["unrung_key"] = value
+
+    paths = [c.path for c in results.compare(before, after)]
+
+    assert "phases.ours.calls.unrung_key" in paths
+    assert not [p for p in paths if p.endswith(".max") or "_by_command" in p]
+
+
 def test_target_lines_say_met_missed_or_not_assessed() -> None:
     lines = results.target_lines(results.targets(result(rate=4)))
     assert any(line.startswith("  [NOT ASSESSED]") for line in lines)

@@ -1,0 +1,67 @@
+"""A short smoke of scripts/bench and of two drills (AGI down, AMI cut), so that the suite
+keeps the harness working. The real runs are `scripts/bench` and `scripts/drill`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from telephony.pbx.provision import AsteriskInstall
+from telephony.perf import bench, capacity, drills, ingest, results
+from telephony.perf.centre import Staff
+from telephony.perf.load import Load
+from telephony.perf.verdict import Context
+
+pytestmark = pytest.mark.asterisk
+
+SMOKE = bench.Profile(
+    "smoke",
+    Staff(4, answer_ms=200, wrapup_s=1),
+    Load(rate=4, calls=4, hold_s=2, key_share=1.0),
+    capacity.Search(start_cps=1, window_s=1, hold_s=1, key_share=1.0, max_cps=1,
+                    resolution_cps=1, max_steps=1),
+    ingest_calls=20,
+)  # fmt: skip
+
+
+def test_bench_measures_ours_against_the_baseline(
+    asterisk_install: AsteriskInstall, tmp_path: Path
+) -> None:
+    ours = bench.ours(asterisk_install, tmp_path, SMOKE)
+    base = bench.baseline(asterisk_install, tmp_path, SMOKE)
+    flooded = ingest.flood(f"sqlite:///{tmp_path / 'ingest.db'}", tmp_path / "ingest", 20,
+                           timeout_s=60)  # fmt: skip
+    result = {
+        "schema": results.SCHEMA,
+        "conditions": bench.conditions(SMOKE),
+        "phases": {"ours": ours, "baseline": base},
+        "ratios": bench.ratios(ours, base),
+        "ingest": {"sqlite": flooded.as_dict()},
+    }
+
+    for phase in (ours, base):
+        assert phase["calls"]["failed"] == 0, phase
+        assert phase["setup_ms"]["count"] == 4
+        assert phase["key_to_ring_s"]["count"] == 4, "every caller rang an operator"
+    assert ours["agi_ms"]["count"] > 0 and ours["audit_lag_ms"]["count"] > 0
+    assert ours["usage"]["serve"]["cpu_percent"] >= 0 and "serve" not in base["usage"]
+    assert result["ratios"]["setup_p50"] > 0
+    assert {t.key for t in results.targets(result)} >= {"agi_p99", "setup_ratio_p99"}
+    assert "INVITE->200" in bench.summary(result)
+    json.dumps(result)
+
+
+def test_agi_down_and_ami_cut_drills_pass(
+    asterisk_install: AsteriskInstall, tmp_path: Path
+) -> None:
+    ctx = Context(asterisk_install, tmp_path, quick=True, calls=4)
+
+    down = drills.fail_open(ctx, "agi-down")
+    cut = drills.ami_cut(ctx)
+
+    assert down.passed, down.line()
+    assert down.detail["calls"]["failed_open"] == down.detail["load"]["calls"]
+    assert cut.passed, cut.line()
+    assert cut.detail["audit"]["missing_after"] == 0
