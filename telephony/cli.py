@@ -46,15 +46,18 @@ def _asterisk_provision(config: config_mod.Config, args: argparse.Namespace) -> 
 def _asterisk_up(config: config_mod.Config, args: argparse.Namespace) -> int:
     asterisk = sandbox.up(config)
     a = config.asterisk
+    udp = f"sip:{a.sip_bind}:{a.sip_port} (UDP)"
+    tls = f"sip:{a.sip_bind}:{a.tls_port};transport=tls (TLS, SRTP)"
+    phones = tls if config.operators.require_tls else f"{udp} or {tls}" if a.tls_port else udp
+    ami = f"{a.ami_bind}:{a.ami_tls_port} (TLS)" if a.ami_tls_port else f"{a.ami_bind}:{a.ami_port}"
     print(
         f"Asterisk is running (pid {asterisk.pid()}, runtime dir {asterisk.layout.root}).\n"
         f"  Mobile network trunk: INVITE sip:112@{a.sip_bind}:{a.sip_port} "
         f"from {a.trunk_address}\n"
         f"    e.g. sipp -sn uac -i {a.trunk_address} -p 5070 {a.sip_bind}:{a.sip_port} "
         f"-s 112 -m 1\n"
-        f"  Operators' softphones: register to sip:{a.sip_bind}:{a.sip_port} (UDP) "
-        f"from 127.0.0.1\n"
-        f"  FastAGI {config.agi.bind}:{config.agi.port}, AMI {a.ami_bind}:{a.ami_port}"
+        f"  Operators' softphones: register to {phones} from 127.0.0.1\n"
+        f"  FastAGI {config.agi.bind}:{config.agi.port}, AMI {ami}"
     )
     regions = load_regions(resolve_path(config.location.regions_file))
     demo = [op for op in load_roster(resolve_path(config.operators.file), regions)

@@ -8,6 +8,7 @@ raises ConfigError naming the key and where it came from.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -32,8 +33,23 @@ def _port(value: int) -> str | None:
     return None if 1 <= value <= 65535 else "expected a port from 1 to 65535"
 
 
+def _port_or_off(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "expected 0 (off) or a port from 1 to 65535"
+
+
 def _positive(value: float) -> str | None:
     return None if value > 0 else "expected a number greater than 0"
+
+
+def _networks(value: tuple[str, ...]) -> str | None:
+    for text in value:
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            return f"{text!r} is not an address or network (CIDR, e.g. 10.20.0.0/24)"
+        if network.prefixlen == 0:
+            return f"{text!r} admits every address; list only the hosts that need AMI"
+    return None
 
 
 def _one_of(*allowed: str) -> Check:
@@ -62,6 +78,14 @@ class AsteriskConfig:
     sip_port: int = _checked(5060, _port)
     ami_bind: str = "127.0.0.1"
     ami_port: int = _checked(5038, _port)
+    # AMI over TLS on ami_bind; 0: none. The only way AMI may leave loopback.
+    ami_tls_port: int = _checked(0, _port_or_off)
+    # SIP over TLS for operators' phones on sip_bind; 0: no TLS transport.
+    tls_port: int = _checked(0, _port_or_off)
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # What telephony's AMI client verifies Asterisk's certificate against; "": system CAs.
+    tls_ca_file: str = ""
     trunk_address: str = "127.0.0.2"
     trunks_file: str = "config/trunks.toml"
     timer_t1: int = _checked(500, _positive)
@@ -83,6 +107,8 @@ class AMIConfig:
     username: str = "telephony"
     secret: str = ""
     keepalive_s: float = _checked(5.0, _positive)
+    # Networks allowed to log in besides loopback; required when AMI leaves loopback.
+    permit: tuple[str, ...] = _checked((), _networks)
 
 
 @dataclass(frozen=True)
@@ -95,6 +121,8 @@ class IVRConfig:
 class LocationConfig:
     regions_file: str = "config/regions.toml"
     trunk_trusted: bool = True
+    # Off by default: Asterisk 22.10.1 crashes on a PIDF-LO without <usage-rules>.
+    pidf_lo: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +143,8 @@ class OperatorsConfig:
     wrapup_s: int = _checked(5, _positive)
     # Feature code prefix for handing a call over to another regency: *8 + regency digits.
     handover_prefix: str = "*8"
+    # Operators' phones must use TLS and SRTP; needs asterisk.tls_port.
+    require_tls: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,6 +198,13 @@ def _coerce(raw: Any, kind: Any, key: str, origin: str) -> Any:
     """Turn a TOML value or an env/CLI string into the field's type, or say clearly why not."""
     if isinstance(kind, types.UnionType):
         kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    if typing.get_origin(kind) is tuple:
+        # Lists come from TOML as arrays, from the environment and --set as "a,b,c".
+        if isinstance(raw, str):
+            return tuple(item.strip() for item in raw.split(",") if item.strip())
+        if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+            return tuple(raw)
+        raise ConfigError(f"{origin}: {key}: expected a list of strings, got {raw!r}")
     from_text = isinstance(raw, str) and kind is not str
     try:
         if kind is bool:
@@ -257,7 +294,74 @@ def load(
             raise ConfigError(f"command line: --set {item!r}: expected section.key=value")
         _apply(values, key.strip(), given, "command line --set")
     built = {name: kind(**values.get(name, {})) for name, kind in _sections().items()}
-    return Config(**built)
+    config = Config(**built)
+    _check_transport_security(config)
+    return config
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address, or "localhost") can only be reached from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_transport_security(config: Config) -> None:
+    """Rules that span keys; each error names exactly the keys that are missing."""
+    ast = config.asterisk
+    if not is_loopback(ast.ami_bind):
+        _check_ami_off_loopback(config)
+    users = [f"asterisk.{name} = {port}" for name, port in
+             (("tls_port", ast.tls_port), ("ami_tls_port", ast.ami_tls_port)) if port]
+    files = [f"asterisk.{name}" for name in ("tls_cert_file", "tls_key_file")
+             if not getattr(ast, name)]
+    if users and files:
+        raise ConfigError(f"{' and '.join(users)} needs {' and '.join(files)}")
+    if config.operators.require_tls and not ast.tls_port:
+        raise ConfigError(
+            "operators.require_tls = true needs the TLS transport: set asterisk.tls_port, "
+            "asterisk.tls_cert_file and asterisk.tls_key_file"
+        )
+
+
+def _check_ami_off_loopback(config: Config) -> None:
+    ast = config.asterisk
+    try:
+        everywhere = ipaddress.ip_address(ast.ami_bind).is_unspecified
+    except ValueError:
+        everywhere = False
+    if everywhere:
+        raise ConfigError(
+            f"asterisk.ami_bind = {ast.ami_bind!r} listens on every interface: off loopback, "
+            "bind AMI to the one address its certificate names"
+        )
+    missing = [key for key, unset in (
+        ("asterisk.ami_tls_port", not ast.ami_tls_port),
+        ("asterisk.tls_cert_file", not ast.tls_cert_file),
+        ("asterisk.tls_key_file", not ast.tls_key_file),
+        ("ami.permit", not config.ami.permit),
+    ) if unset]
+    if missing:
+        raise ConfigError(
+            f"asterisk.ami_bind = {ast.ami_bind!r} is not a loopback address; AMI leaves "
+            f"loopback only over TLS and behind an ACL. Missing: {', '.join(missing)}"
+        )
+
+
+def as_set_flags(config: Config) -> list[str]:
+    """Every value of ``config`` as ``--set`` flags, so that a child process started with
+    them (and no TELEPHONY_* environment) loads exactly this config."""
+    flags = []
+    for section in dataclasses.fields(config):
+        values = getattr(config, section.name)
+        for item in dataclasses.fields(values):
+            value = getattr(values, item.name)
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            flags += ["--set", f"{section.name}.{item.name}={text}"]
+    return flags
 
 
 def resolve_path(value: str) -> Path:

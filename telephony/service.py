@@ -24,12 +24,13 @@ from telephony.audit.reconcile import cel_path, reconcile_on_connect
 from telephony.audit.recording import RecordingSealer
 from telephony.callbacks.items import sweep
 from telephony.config import Config, resolve_path
+from telephony.control import ami_connection
 from telephony.health import Monitor, health_component
 from telephony.location import SqlCellDatabase, SqlRouteTable, load_regions
 from telephony.location.router import LocationRouter
 from telephony.operators import presence
 from telephony.operators.roster import load_roster
-from telephony.pbx.render import Layout, ami_secret, queues
+from telephony.pbx.render import queues
 from telephony.secretfile import read_or_create
 from telephony.store import open_database
 
@@ -171,12 +172,9 @@ def components(config: Config) -> list[Component]:
         if frame.event == "FullyBooted":
             keeper.request()
 
-    ami = AMIConnection(
-        config.asterisk.ami_bind,
-        config.asterisk.ami_port,
-        config.ami.username,
-        ami_secret(config, Layout(resolve_path(config.asterisk.runtime_dir))),
-        on_event=on_event,
+    ami = ami_connection(
+        config,
+        on_event,
         on_connect=reconcile_on_connect(writer, engine, cel_path(config)),
         keepalive_s=config.ami.keepalive_s,
     )

@@ -112,7 +112,10 @@ def assert_audit_matches_cel(box: Sandbox) -> None:
 def sandbox(
     asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Sandbox]:
-    box = start_sandbox(asterisk_install, tmp_path_factory.mktemp("sandbox"))
+    # The suite exercises location by value with well-formed PIDF-LO; the default (off) has
+    # its own sandbox in test_location.
+    root = tmp_path_factory.mktemp("sandbox")
+    box = start_sandbox(asterisk_install, root, "location.pidf_lo=true")
     try:
         yield box
     finally:

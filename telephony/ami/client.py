@@ -17,7 +17,7 @@ in asterisk-ami 0.1.7:
 Threads: a supervisor connects, logs in, installs event filters, calls ``on_connect`` and pings
 every ``keepalive_s`` (a half-open socket shows up as an unanswered ping); a reader per
 connection only parses, wakes waiting ``send_action`` callers and hands events to ``on_event``,
-which must be cheap (put on a queue).
+which must be cheap (put on a queue). ``tls`` runs the session over :mod:`telephony.ami.stream`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
-import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from telephony.ami.frames import Frame, FrameParser, encode_action
+from telephony.ami.stream import Stream, open_stream
 
 log = structlog.get_logger(__name__)
 
@@ -121,8 +122,10 @@ class AMIConnection:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         event_names: Sequence[str] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._address = (host, port)
+        self._tls = tls
         self._username = username
         self._secret = secret
         self._on_event = on_event
@@ -140,7 +143,7 @@ class AMIConnection:
         self._ids = itertools.count(1)
         self._id_prefix = f"t{random.getrandbits(32):08x}-"
         self._clock = _Clock()
-        self._sock: socket.socket | None = None
+        self._stream: Stream | None = None
         self._supervisor: threading.Thread | None = None
         self.version: str | None = None
 
@@ -222,12 +225,12 @@ class AMIConnection:
         return pending.result
 
     def _send(self, data: bytes) -> None:
-        sock = self._sock
-        if sock is None:
+        stream = self._stream
+        if stream is None:
             raise NotConnected("AMI socket closed")
         try:
             with self._send_lock:
-                sock.sendall(data)
+                stream.sendall(data)
         except OSError as exc:
             # A partial write leaves the stream unframed: only a new connection recovers.
             self._close_socket()
@@ -247,20 +250,20 @@ class AMIConnection:
     def _session(self) -> bool:
         """Run one connection until it drops; True if it got as far as a successful login."""
         try:
-            sock = socket.create_connection(self._address, timeout=self._io_timeout_s)
+            stream = open_stream(self._address, self._io_timeout_s, self._tls)
         except OSError as exc:
-            log.warning("ami.connect_failed", address=self._address, error=str(exc))
+            log.warning("ami.connect_failed", address=self._address, tls=bool(self._tls),
+                        error=str(exc))
             return False
         if self._stopping.is_set():
-            sock.close()
+            stream.close()
             return False
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         banner = threading.Event()
         dead = threading.Event()
         self.version = None
-        self._sock = sock
+        self._stream = stream
         reader = threading.Thread(
-            target=self._read, args=(sock, banner, dead), name="ami-reader", daemon=True
+            target=self._read, args=(stream, banner, dead), name="ami-reader", daemon=True
         )
         reader.start()
         logged_in = False
@@ -303,7 +306,8 @@ class AMIConnection:
             log.error("ami.filter_failed", error=str(exc))
             return False
         self._connected.set()
-        log.info("ami.connected", address=self._address, version=self.version)
+        log.info("ami.connected", address=self._address, version=self.version,
+                 tls=bool(self._tls))
         if self._on_connect is not None:
             try:
                 self._on_connect()
@@ -322,12 +326,12 @@ class AMIConnection:
                 log.warning("ami.keepalive_failed", error=str(exc))
                 return
 
-    def _read(self, sock: socket.socket, banner: threading.Event, dead: threading.Event) -> None:
+    def _read(self, stream: Stream, banner: threading.Event, dead: threading.Event) -> None:
         parser = FrameParser()
         try:
             while not self._stopping.is_set():
                 try:
-                    data = sock.recv(65536)
+                    data = stream.recv()
                 except TimeoutError:
                     continue
                 if not data:
@@ -376,12 +380,9 @@ class AMIConnection:
                 pending.done.set()
 
     def _close_socket(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is None:
-            return
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
 
 
 def _complete(pending: _Pending, frame: Frame) -> None:

@@ -6,8 +6,10 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Executable, Table, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from telephony.ami.frames import Frame
@@ -46,6 +48,9 @@ class ProjectionCache:
             self._calls.move_to_end(linkedid)
         while len(self._calls) > self._max:
             self._calls.popitem(last=False)
+
+    def known(self) -> set[str]:
+        return set(self._calls)
 
     def clear(self) -> None:
         self._calls.clear()
@@ -94,13 +99,20 @@ def write_batch(
     Events already stored (same uniqueid and idempotency key) are skipped together with their
     projection, which they already had. The cache is only read: the caller merges
     ``result.views`` after the commit succeeds, so a rolled-back batch leaves it untouched.
+    The statements are few and set-based (one SELECT per kind of row, one multi-row INSERT,
+    one upsert per table) because ingest speed is what keeps the audit lag under a second.
     """
     result = BatchResult(tail=read_tail(session))
     keys = [record.event_key for record, _ in items]
-    stored = session.execute(
-        select(AuditEvent.uniqueid, AuditEvent.event_key).where(AuditEvent.event_key.in_(keys))
-    )
-    seen = {(uniqueid, key) for uniqueid, key in stored}
+    seen: set[tuple[str, str]] = set()
+    for part in _chunks(keys):
+        stored = session.execute(
+            select(AuditEvent.uniqueid, AuditEvent.event_key).where(AuditEvent.event_key.in_(part))
+        )
+        seen.update((uniqueid, key) for uniqueid, key in stored)
+    uncached = {record.linkedid for record, _ in items if record.linkedid} - cache.known()
+    loaded = _load(session, uncached)
+    events: list[dict[str, object]] = []
     dirty_calls: set[str] = set()
     dirty_legs: dict[str, set[str]] = {}
     for record, frame in items:
@@ -109,12 +121,14 @@ def write_batch(
             result.duplicates += 1
             continue
         seen.add(identity)
-        result.tail = _append(session, record, result.tail)
+        row, result.tail = _link(record, result.tail)
+        events.append(row)
         result.written.append(record)
         if not record.linkedid:
             continue
-        view = result.views.get(record.linkedid) or cache.get(record.linkedid)
-        call, legs = view if view is not None else _load(session, record.linkedid)
+        view = (result.views.get(record.linkedid) or cache.get(record.linkedid)
+                or loaded.get(record.linkedid, (None, {})))  # fmt: skip
+        call, legs = view
         change = apply(frame, record.time, call, legs)
         if change.call is None and not change.legs:
             continue
@@ -125,16 +139,19 @@ def write_batch(
         legs = {**legs, **{leg.uniqueid: leg for leg in change.legs}}
         dirty_legs.setdefault(record.linkedid, set()).update(leg.uniqueid for leg in change.legs)
         result.views[record.linkedid] = (change.call or call, legs)
+    if events:
+        session.execute(insert(_table(AuditEvent)), events)
+    calls, call_legs = [], []
     for linkedid, (call, legs) in result.views.items():
         if linkedid in dirty_calls and call is not None:
-            session.merge(Call(**_columns(call)))
-        for uniqueid in dirty_legs.get(linkedid, ()):
-            session.merge(CallLeg(**_columns(legs[uniqueid])))
-    session.flush()
+            calls.append(_columns(call))
+        call_legs += [_columns(legs[uniqueid]) for uniqueid in dirty_legs.get(linkedid, ())]
+    _upsert(session, Call, calls)
+    _upsert(session, CallLeg, call_legs)
     return result
 
 
-def _append(session: Session, record: EventRecord, tail: Tail) -> Tail:
+def _link(record: EventRecord, tail: Tail) -> tuple[dict[str, object], Tail]:
     seq = tail.seq + 1
     chain_hash = link_hash(
         seq=seq,
@@ -147,37 +164,70 @@ def _append(session: Session, record: EventRecord, tail: Tail) -> Tail:
         event_key=record.event_key,
         prev_hash=tail.hash,
     )
-    session.add(
-        AuditEvent(
-            seq=seq,
-            time=record.time,
-            linkedid=record.linkedid,
-            uniqueid=record.uniqueid,
-            type=record.type,
-            payload=record.payload,
-            source=record.source,
-            event_key=record.event_key,
-            prev_hash=tail.hash,
-            hash=chain_hash,
+    row: dict[str, object] = {
+        "seq": seq,
+        "time": record.time,
+        "linkedid": record.linkedid,
+        "uniqueid": record.uniqueid,
+        "type": record.type,
+        "payload": record.payload,
+        "source": record.source,
+        "event_key": record.event_key,
+        "prev_hash": tail.hash,
+        "hash": chain_hash,
+    }
+    return row, Tail(seq, chain_hash)
+
+
+def _upsert(
+    session: Session, model: type[Call] | type[CallLeg], rows: list[dict[str, object]]
+) -> None:
+    """Insert or replace projection rows by primary key, in one statement per table."""
+    if not rows:
+        return
+    table = _table(model)
+    key = [column.name for column in table.primary_key]
+    others = [c.name for c in table.columns if c.name not in key]
+    stmt: Executable
+    if session.connection().dialect.name == "postgresql":
+        pg = postgresql.insert(table)
+        stmt = pg.on_conflict_do_update(
+            index_elements=key, set_={name: pg.excluded[name] for name in others}
         )
-    )
-    return Tail(seq, chain_hash)
+    else:
+        lite = sqlite.insert(table)
+        stmt = lite.on_conflict_do_update(
+            index_elements=key, set_={name: lite.excluded[name] for name in others}
+        )
+    session.execute(stmt, rows)
+
+
+def _table(model: type[AuditEvent] | type[Call] | type[CallLeg]) -> Table:
+    # Core statements on the tables: the ORM's bulk path would run an upsert row by row.
+    return cast(Table, model.__table__)
 
 
 def _columns(state: CallState | LegState) -> dict[str, object]:
     return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
 
 
-def _load(session: Session, linkedid: str) -> CallView:
-    row = session.get(Call, linkedid)
-    call = None
-    if row is not None:
-        values = {f.name: getattr(row, f.name) for f in dataclasses.fields(CallState)}
-        call = CallState(**{**values, "phase": Phase(row.phase)})
-    legs = {
-        leg.uniqueid: LegState(
-            **{f.name: getattr(leg, f.name) for f in dataclasses.fields(LegState)}
-        )
-        for leg in session.scalars(select(CallLeg).where(CallLeg.linkedid == linkedid))
-    }
-    return call, legs
+def _chunks(values: Sequence[str] | set[str], size: int = 500) -> list[list[str]]:
+    ordered = sorted(values)
+    return [ordered[n : n + size] for n in range(0, len(ordered), size)]
+
+
+def _load(session: Session, linkedids: set[str]) -> dict[str, CallView]:
+    """The stored projection of each call, as plain rows: no ORM object enters the session,
+    so a later ``session.get`` in the same transaction reads what the upserts wrote."""
+    views: dict[str, CallView] = {linkedid: (None, {}) for linkedid in linkedids}
+    call_fields = [f.name for f in dataclasses.fields(CallState)]
+    leg_fields = [f.name for f in dataclasses.fields(LegState)]
+    for part in _chunks(linkedids):
+        for row in session.execute(select(Call.__table__).where(Call.linkedid.in_(part))):
+            values = {name: row._mapping[name] for name in call_fields}
+            call = CallState(**{**values, "phase": Phase(row.phase)})
+            views[call.linkedid] = (call, views[call.linkedid][1])
+        for row in session.execute(select(CallLeg.__table__).where(CallLeg.linkedid.in_(part))):
+            leg = LegState(**{name: row._mapping[name] for name in leg_fields})
+            views[leg.linkedid][1][leg.uniqueid] = leg
+    return views

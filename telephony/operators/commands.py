@@ -21,7 +21,7 @@ from telephony.config import Config, resolve_path
 from telephony.control import ControlError, ami_session
 from telephony.location.region import Regions, load_regions
 from telephony.operators import presence
-from telephony.operators.presence import State
+from telephony.operators.presence import InsecurePhone, State
 from telephony.operators.roster import (
     Operator,
     RosterError,
@@ -104,9 +104,24 @@ def _apply(config: Config, engine: Engine) -> int:
     return 0
 
 
+def _require_tls_phone(config: Config, op: Operator) -> None:
+    """With operators.require_tls Asterisk never rings a phone that is not on TLS: an
+    operator without one must not look available while callers wait."""
+    with ami_session(config) as ami:
+        if presence.tls_contacts(ami, op):
+            return
+    raise InsecurePhone(
+        f"{op.id} has no phone registered over TLS, and operators.require_tls is on: "
+        f"register the softphone with transport TLS (port {config.asterisk.tls_port}) "
+        "and SRTP, then log in again"
+    )
+
+
 def _presence(state: State) -> Any:
     def handler(config: Config, args: argparse.Namespace) -> int:
         op = _operator(config, args.id)
+        if state is State.AVAILABLE and config.operators.require_tls:
+            _require_tls_phone(config, op)
         reason = getattr(args, "reason", None) if state is State.PAUSED else None
         engine = open_database(config)
         try:
@@ -237,7 +252,7 @@ def _guarded(handler: Any) -> Any:
         try:
             status: int = handler(config, args)
         except (RosterError, LookupError, ValueError, ControlError, AMIError,
-                AsteriskError) as exc:
+                AsteriskError, InsecurePhone) as exc:
             print(f"telephony: {exc}", file=sys.stderr)
             return 1
         return status

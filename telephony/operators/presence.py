@@ -137,6 +137,25 @@ def plan(
     return actions
 
 
+class InsecurePhone(Exception):
+    """operators.require_tls, and the operator's phone is not registered over TLS."""
+
+
+def tls_contacts(ami: AMIConnection, op: Operator) -> list[str]:
+    """The operator's reachable contacts that Asterisk reaches over TLS.
+
+    PJSIP_DIAL_CONTACTS lists reachable contacts only; `rewrite_contact = yes` makes each
+    contact's transport the one its REGISTER really came over, whatever the phone wrote.
+    """
+    answer = ami.send_action("Getvar", Variable=f"PJSIP_DIAL_CONTACTS({op.id})")
+    found = []
+    for dial in (answer.get("Value") or "").split("&"):
+        uri = dial.split("/", 2)[-1].lower()  # PJSIP/<endpoint>/<contact URI>
+        if uri.startswith("sips:") or ";transport=tls" in uri:
+            found.append(dial)
+    return found
+
+
 def restore(
     ami: AMIConnection,
     roster: Sequence[Operator],

@@ -104,17 +104,25 @@ class Asterisk:
         return f"{path}\n{tail}"
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop gracefully (calls in progress end), then ask harder, then kill."""
+        """Stop gracefully (no new calls; those in progress end), then ask harder, then kill.
+
+        `core stop gracefully` answers only when Asterisk exits, so the CLI client is not
+        waited on: Asterisk's own exit is.
+        """
         pid = self.pid()
         if pid is None:
             return
-        for command in ("core stop gracefully", "core stop now"):
-            try:
-                self.cli(command, timeout=5.0)
-            except AsteriskError:
-                break
-            if self._wait_exit(pid, timeout):
+        for command, wait_s in (("core stop gracefully", timeout), ("core stop now", 5.0)):
+            client = subprocess.Popen(
+                self._argv("-rx", command), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            exited = self._wait_exit(pid, wait_s)
+            client.kill()
+            client.wait()
+            if exited:
                 return
+            log.warning("asterisk.stop_slow", command=command, waited_s=wait_s, pid=pid)
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.kill(pid, sig)

@@ -8,13 +8,14 @@ Two products from one set of templates, so production and tests cannot drift:
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from telephony.audit import AUDITED_EVENTS
-from telephony.config import Config, resolve_path
+from telephony.config import Config, is_loopback, resolve_path
 from telephony.location import load_regions, queue_name
 from telephony.operators.roster import REALM, load_roster, overflow_queue
 from telephony.pbx.provision import AsteriskInstall
@@ -152,6 +153,28 @@ def queues(config: Config) -> dict[str, str]:
     return found
 
 
+def host_port(host: str, port: int) -> str:
+    """`host:port` as Asterisk parses it: an IPv6 address goes in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _acl_entry(network: str) -> str:
+    parsed = ipaddress.ip_network(network, strict=False)
+    return parsed.with_netmask if parsed.version == 4 else parsed.with_prefixlen
+
+
+def _tls_context(config: Config) -> dict[str, object]:
+    ast = config.asterisk
+    return {
+        "tls_cert_file": resolve_path(ast.tls_cert_file) if ast.tls_cert_file else "",
+        "tls_key_file": resolve_path(ast.tls_key_file) if ast.tls_key_file else "",
+        # Plain AMI stays on loopback whatever ami_bind says; only TLS may leave it.
+        "ami_plain_bind": ast.ami_bind if is_loopback(ast.ami_bind) else "127.0.0.1",
+        "ami_tls_bind": host_port(ast.ami_bind, ast.ami_tls_port),
+        "ami_permit": [_acl_entry(network) for network in config.ami.permit],
+    }
+
+
 def context(config: Config, secret: str) -> dict[str, object]:
     regions = load_regions(resolve_path(config.location.regions_file))
     return {
@@ -167,6 +190,7 @@ def context(config: Config, secret: str) -> dict[str, object]:
         "ami_secret": secret,
         "ami_events": AMI_EVENTS,
         "prompts_dir": resolve_path(config.ivr.prompts_dir),
+        **_tls_context(config),
     }
 
 

@@ -33,6 +33,7 @@ class Trunk:
     trust_location: bool = True
     dtmf_mode: str = "rfc4733"
     outbound: str = ""
+    pidf_lo: bool = False
 
     @property
     def endpoint(self) -> str:
@@ -46,6 +47,7 @@ def default_trunk(config: Config) -> Trunk:
         networks=(config.asterisk.trunk_address,),
         trust_location=config.location.trunk_trusted,
         outbound=config.callbacks.trunk_contact,
+        pidf_lo=config.location.pidf_lo,
     )
 
 
@@ -71,10 +73,12 @@ def _trunk(entry: object, where: str) -> Trunk:
     if dtmf not in _DTMF:
         raise TrunkError(f"{where}: dtmf_mode must be one of {', '.join(_DTMF)}")
     flags = {k: entry.get(k, True) for k in ("trust_identity", "trust_location")}
+    flags["pidf_lo"] = entry.get("pidf_lo", False)
     if not all(isinstance(v, bool) for v in flags.values()):
-        raise TrunkError(f"{where}: trust_identity and trust_location are true or false")
+        raise TrunkError(f"{where}: trust_identity, trust_location and pidf_lo are true or false")
     return Trunk(name, tuple(str(n) for n in networks), codecs, flags["trust_identity"],
-                 flags["trust_location"], dtmf, str(entry.get("outbound", "")))
+                 flags["trust_location"], dtmf, str(entry.get("outbound", "")),
+                 flags["pidf_lo"])
 
 
 def load_trunks(path: Path, config: Config) -> tuple[Trunk, ...]:

@@ -3,7 +3,10 @@
 flood: INVITEs at 300/s from a loopback address that is not the trunk while the trunk
 places 112 calls; at least 99% of the trunk's calls are answered, no flood INVITE is, and
 Asterisk's security log records the flood. malformed: INVITEs whose identity, location or
-body are broken or oversized; every one of those calls must still ring an operator.
+body are broken or oversized; every one of those calls must still ring an operator with the
+configuration a centre runs by default. It then probes whether this Asterisk survives
+parsing a PIDF-LO without <usage-rules> itself (location.pidf_lo = true): Asterisk 22.10.1
+does not, which is why that option is off by default. The probe is reported, not judged.
 """
 
 from __future__ import annotations
@@ -119,6 +122,15 @@ def _alive(centre: Centre) -> bool:
     return True
 
 
+def _pidf_by_value_survives(ctx: Context) -> bool:
+    load = Load(rate=1, calls=1, hold_s=1, key_share=1.0, audio=False)
+    with ctx.centre("malformed-pidf-by-value", overrides=("location.pidf_lo=true",)) as centre:
+        centre.serve("serve").ready()
+        Calls(centre, load, ctx.workdir, "malformed-pidf-by-value-calls",
+              MALFORMED["PIDF-LO without usage-rules"]).start().wait()  # fmt: skip
+        return _alive(centre)
+
+
 def malformed(ctx: Context) -> Verdict:
     """One kind after the other, so that a kind that brings Asterisk down is named; after
     such a crash the remaining kinds go to a fresh centre. The callers press a key at once:
@@ -144,6 +156,14 @@ def malformed(ctx: Context) -> Verdict:
         ok = ok and not crashed and phase.failed == 0 and rung == per_kind
         ring = f" (ring p99 {phase.ring_s.p99:.2f} s)" if phase.ring_s else ""
         lines.append(f"{kind} {rung}/{per_kind}{ring}{' ASTERISK CRASHED' if crashed else ''}")
-    return Verdict("malformed", ok, "rang an operator: " + "; ".join(lines),
-                   {kind: {**phase.as_dict(), "asterisk_crashed": crashed}
-                    for kind, (phase, crashed) in outcomes.items()})
+    by_value = _pidf_by_value_survives(ctx)
+    probe = ("survives" if by_value else
+             "CRASHES Asterisk: keep location.pidf_lo = false on this version")  # fmt: skip
+    return Verdict(
+        "malformed", ok,
+        "rang an operator: " + "; ".join(lines)
+        + f". Probe, PIDF-LO without usage-rules parsed by Asterisk (pidf_lo = true): {probe}",
+        {"kinds": {kind: {**phase.as_dict(), "asterisk_crashed": crashed}
+                   for kind, (phase, crashed) in outcomes.items()},
+         "pidf_by_value_survives": by_value},
+    )  # fmt: skip

@@ -7,7 +7,6 @@ Readiness is always a log line (``service.ready``, ``ami.connected``, ...), neve
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -18,23 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from telephony.config import Config
+from telephony.config import Config, as_set_flags
 
 STOP_TIMEOUT_S = 20.0
 
 
 class ServeError(Exception):
     """The service did not log what was waited for."""
-
-
-def overrides_of(config: Config) -> list[str]:
-    """Every value of ``config`` as ``--set`` flags: the child sees exactly this config."""
-    flags = []
-    for section in dataclasses.fields(config):
-        values = getattr(config, section.name)
-        for item in dataclasses.fields(values):
-            flags += ["--set", f"{section.name}.{item.name}={getattr(values, item.name)}"]
-    return flags
 
 
 def clean_env() -> dict[str, str]:
@@ -46,10 +35,10 @@ class ServeProcess:
     def __init__(self, config: Config, log_path: Path, *, probe_out: Path | None = None) -> None:
         if probe_out is None:
             argv = [sys.executable, "-m", "telephony.cli", "--log-format", "json",
-                    *overrides_of(config), "serve"]
+                    *as_set_flags(config), "serve"]
         else:
             argv = [sys.executable, "-m", "telephony.perf.probe", "--out", str(probe_out),
-                    *overrides_of(config)]
+                    *as_set_flags(config)]
         self.log_path = log_path
         self.records: list[dict[str, Any]] = []
         self._changed = threading.Condition()

@@ -12,15 +12,15 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from telephony.config import Config
+from telephony.config import Config, as_set_flags
 from telephony.pbx.provision import AsteriskInstall
 from telephony.perf.centre import Centre, Staff
-from telephony.perf.serve import clean_env, overrides_of
+from telephony.perf.serve import clean_env
 
 COMMAND_TIMEOUT_S = 120.0
 SETTLE_TIMEOUT_S = 90.0
@@ -43,8 +43,9 @@ class Context:
         return quick if self.quick else full
 
     def centre(self, name: str, *, database_url: str | None = None,
-               staff: Staff = DRILL_STAFF) -> Centre:  # fmt: skip
-        return Centre(self.install, self.workdir / name, staff, database_url=database_url)
+               staff: Staff = DRILL_STAFF, overrides: Sequence[str] = ()) -> Centre:  # fmt: skip
+        return Centre(self.install, self.workdir / name, staff, database_url=database_url,
+                      overrides=overrides)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, poll_s: flo
 def telephony(config: Config, *args: str) -> subprocess.CompletedProcess[str]:
     """One `telephony` command against ``config``, as an operator runs it."""
     argv = [sys.executable, "-m", "telephony.cli", "--log-format", "json",
-            *overrides_of(config), *args]  # fmt: skip
+            *as_set_flags(config), *args]  # fmt: skip
     return subprocess.run(argv, capture_output=True, text=True, env=clean_env(),
                           timeout=COMMAND_TIMEOUT_S, check=False)  # fmt: skip
 

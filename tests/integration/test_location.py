@@ -73,7 +73,8 @@ def test_cell_and_pidf_route_to_different_regencies_and_bad_input_to_the_provinc
         "cell": ("uac_112_pani.xml", {"pai": "<sip:081230000001@mno.example;user=phone>",
                                       "pani": EUTRAN_PANI}),
         "pidf": ("uac_112_pidf.xml", {"pai": "<sip:+6281230000002@mno.example;user=phone>",
-                                      "lat": SURABAYA[0], "lon": SURABAYA[1]}),
+                                      "lat": SURABAYA[0], "lon": SURABAYA[1],
+                                      "rules": "<gp:usage-rules/>"}),
         "bad-pani": ("uac_112_pani.xml", {"pai": "<sip:6281230000003@mno.example;user=phone>",
                                           "pani": "3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=51;;"}),
         "none": ("uac_112_pani.xml", {"pai": "<sip:081230000004@mno.example;user=phone>",
@@ -109,6 +110,33 @@ def test_cell_and_pidf_route_to_different_regencies_and_bad_input_to_the_provinc
         assert facts[name]["Source"] == "", name  # no usable location: province default
     assert facts["bad-pani"]["CallerE164"] == "+6281230000003"
     assert all(f["EmergencyType"] == "unknown" for f in facts.values())
+
+
+def test_by_default_asterisk_never_parses_a_pidf_lo_so_one_without_usage_rules_is_harmless(
+    asterisk_install: AsteriskInstall, tmp_path: Path
+) -> None:
+    """Asterisk 22.10.1 crashes on a PIDF-LO without <usage-rules> when it parses the
+    trunk's PIDF-LO; location.pidf_lo is off by default so that such a call is queued."""
+    box = start_sandbox(asterisk_install, tmp_path)
+    proc = ServiceProcess(box.config, tmp_path / "serve.log")
+    try:
+        pjsip = (box.layout.etc / "pjsip_112.conf").read_text()
+        assert "geoloc_incoming_call_profile" not in pjsip
+        proc.wait_ready()
+        with watching(box.config) as ami:
+            result = run_scenario(
+                "uac_112_pidf.xml", box.sip_target, workdir=tmp_path,
+                extra=("-d", "12000", "-key", "pai", "<sip:081230000010@mno.example>",
+                       "-key", "lat", SURABAYA[0], "-key", "lon", SURABAYA[1],
+                       "-key", "rules", "<!-- no usage-rules -->"), timeout_s=40,
+            )
+            facts = queued_as(ami, "081230000010")
+        assert result.ok, result.output + result.errors
+        assert facts["JoinedQueue"] == "prov-35" and facts["Source"] == ""
+        assert box.wait_no_channels() == 0  # and Asterisk still answers its CLI
+    finally:
+        proc.stop()
+        box.asterisk.stop()
 
 
 def test_an_untrusted_trunks_cell_is_recorded_but_does_not_route(

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox
+from telephony.pbx.provision import AsteriskInstall
+from tests.conftest import Sandbox, start_sandbox
 from tests.support.sipp import run_scenario
 
 pytestmark = pytest.mark.asterisk
@@ -48,3 +52,27 @@ def test_non_trunk_source_is_refused(no_leaks: Sandbox, source: str) -> None:
     assert cel_rows(no_leaks)[before:] == [], "a refused INVITE created a channel"
     security = (no_leaks.layout.log / "security.log").read_text()
     assert "InvalidAccountID" in security or "ChallengeSent" in security
+
+
+def test_a_graceful_stop_lets_the_call_in_progress_finish(
+    asterisk_install: AsteriskInstall, tmp_path: Path
+) -> None:
+    """Asterisk.stop() refuses new calls and waits for those up; it does not cut them."""
+    box = start_sandbox(asterisk_install, tmp_path)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            call = pool.submit(run_scenario, "uac_112.xml", box.sip_target,
+                               workdir=tmp_path, extra=("-d", "4000"))  # fmt: skip
+            deadline = time.monotonic() + 10
+            while box.asterisk.channel_count() == 0:
+                assert time.monotonic() < deadline, "the call never reached Asterisk"
+                time.sleep(0.05)
+            started = time.monotonic()
+            box.asterisk.stop(timeout=15)
+            stopped_after = time.monotonic() - started
+            result = call.result()
+        assert result.ok, result.output + result.errors  # the caller hung up, not Asterisk
+        assert box.asterisk.pid() is None
+        assert 2.0 < stopped_after < 15.0, stopped_after
+    finally:
+        box.asterisk.stop()

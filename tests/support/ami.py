@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from telephony.ami import AMIConnection, Frame
-from telephony.config import Config, resolve_path
-from telephony.pbx.render import Layout, ami_secret
+from telephony.ami import Frame
+from telephony.config import Config
+from telephony.control import ami_connection
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,7 @@ class Watcher:
 @contextmanager
 def watching(config: Config) -> Iterator[Watcher]:
     watcher = Watcher()
-    secret = ami_secret(config, Layout(resolve_path(config.asterisk.runtime_dir)))
-    conn = AMIConnection(
-        config.asterisk.ami_bind, config.asterisk.ami_port, config.ami.username, secret,
-        on_event=watcher.on_event,
-    )
+    conn = ami_connection(config, watcher.on_event)
     conn.start()
     try:
         if not conn.wait_connected(15):

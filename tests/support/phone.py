@@ -107,6 +107,7 @@ class DtmfDigit:
 class MediaStats:
     tx_packets: int
     rx_packets: int
+    srtp: bool = False  # the stream's negotiated profile is RTP/SAVP (encrypted)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,15 @@ class Media:
 
     play: Path | None = None
     record: Path | None = None
+
+
+@dataclass(frozen=True)
+class Security:
+    """An operator's phone over TLS (the server verified against `ca_file`), and with
+    `srtp` its audio only as SDES-SRTP: a call without it fails (pjsua answers 488)."""
+
+    ca_file: Path
+    srtp: bool = True
 
 
 @dataclass(frozen=True)
@@ -540,22 +550,36 @@ class _Endpoint(pj.Endpoint):  # type: ignore[misc]
             if port == line.port and host in (line.bind_ip, "") and line.default_account:
                 prm.accountIndex = line.default_account.getId()
                 return
+        # Over TLS the registrar rewrites the Contact to the port of the phone's own
+        # connection, not its listener: the registered user tells the phones apart.
+        user = _uri_user(start[1])
+        for line in self.engine.lines.values():
+            if line.security and user and user == line.registered_user and line.default_account:
+                prm.accountIndex = line.default_account.getId()
+                return
 
 
 class _Line:
     """Engine-thread state of one Phone: its transport, accounts, live calls."""
 
     def __init__(self, engine: _Engine, phone: Phone, bind_ip: str, user: str,
-                 display_name: str | None) -> None:
+                 display_name: str | None, security: Security | None) -> None:
         self.engine = engine
         self.phone = phone
         self.bind_ip = bind_ip
+        self.security = security
+        self.registered_user = ""
         config = pj.TransportConfig()
         config.port = 0
         config.boundAddress = bind_ip
         # Without it pjsip puts the host's name or first interface into Via and Contact.
         config.publicAddress = bind_ip
-        self.transport_id: int = engine.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, config)
+        kind = pj.PJSIP_TRANSPORT_UDP
+        if security is not None:
+            kind = pj.PJSIP_TRANSPORT_TLS
+            config.tlsConfig.CaListFile = str(security.ca_file)
+            config.tlsConfig.verifyServer = True
+        self.transport_id: int = engine.ep.transportCreate(kind, config)
         local = engine.ep.transportGetInfo(self.transport_id).localName
         self.port = int(local.rsplit(":", 1)[1])
         self.accounts: dict[str, _Account] = {}
@@ -577,6 +601,12 @@ class _Line:
         config.natConfig.sdpNatRewriteUse = 0
         config.natConfig.udpKaIntervalSec = 0
         config.natConfig.iceEnabled = False
+        if self.security is not None and self.security.srtp:
+            config.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+            config.mediaConfig.srtpSecureSignaling = 1  # SRTP keys only over TLS
+            keyings = pj.IntVector()
+            keyings.append(pj.PJMEDIA_SRTP_KEYING_SDES)
+            config.mediaConfig.srtpOpt.keyings = keyings
         return config
 
     @property
@@ -609,6 +639,7 @@ class _Line:
         account.create(config, False)
         self.accounts[id_uri] = account
         self.default_account = account
+        self.registered_user = user
 
     def unregister(self) -> bool:
         """Start un-registering; False if nothing is registered."""
@@ -715,7 +746,9 @@ class _Line:
         for media in info.media:
             if media.type == pj.PJMEDIA_TYPE_AUDIO:
                 stat = call.getStreamStat(media.index)
-                return MediaStats(int(stat.rtcp.txStat.pkt), int(stat.rtcp.rxStat.pkt))
+                proto = int(call.getStreamInfo(media.index).proto)
+                return MediaStats(int(stat.rtcp.txStat.pkt), int(stat.rtcp.rxStat.pkt),
+                                  bool(proto & pj.PJMEDIA_TP_PROFILE_SRTP))
         raise PhoneError("the call has no audio stream")
 
     def retire(self, key: int) -> None:
@@ -981,6 +1014,7 @@ def _stop_engine_at_exit() -> None:
 
 class Phone:
     """One SIP user agent on its own UDP port: a caller, an operator's softphone, or both.
+    With `security`, its transport is TLS instead (register at `sip:host:port;transport=tls`).
 
     Use as a context manager; leaving it hangs up this phone's calls, un-registers, and
     (for the last open phone) destroys the pjsua2 library, also when the test failed.
@@ -993,8 +1027,10 @@ class Phone:
         user: str = "phone",
         display_name: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
+        security: Security | None = None,
     ) -> None:
         self.bind_ip = bind_ip
+        self.security = security
         self.user = user
         self.timeout = timeout
         self._cond = threading.Condition()
@@ -1015,7 +1051,7 @@ class Phone:
 
     def _open_line(self, user: str, display_name: str | None) -> Callable[[], _Line]:
         def open_line() -> _Line:
-            line = _Line(self._engine, self, self.bind_ip, user, display_name)
+            line = _Line(self._engine, self, self.bind_ip, user, display_name, self.security)
             self._engine.lines[id(line)] = line
             return line
 

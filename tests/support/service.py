@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -15,17 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from telephony.config import Config
-
-
-def as_overrides(config: Config) -> list[str]:
-    """Every value of `config` as `--set` flags, so the child sees exactly this config."""
-    flags = []
-    for section in dataclasses.fields(config):
-        values = getattr(config, section.name)
-        for item in dataclasses.fields(values):
-            flags += ["--set", f"{section.name}.{item.name}={getattr(values, item.name)}"]
-    return flags
+from telephony.config import Config, as_set_flags
 
 
 class ServiceProcess:
@@ -34,7 +23,7 @@ class ServiceProcess:
     def __init__(self, config: Config, log_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONY_")}
         argv = [sys.executable, "-m", "telephony.cli", "--log-format", "json",
-                *as_overrides(config), "serve"]
+                *as_set_flags(config), "serve"]
         self.config = config
         self.log_path = log_path
         self.records: list[dict[str, Any]] = []
@@ -99,6 +88,6 @@ def run_cli(config: Config, *args: str, stdin: str = "") -> subprocess.Completed
     """Run one `telephony` command against `config`, as an operator would from a shell."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONY_")}
     argv = [sys.executable, "-m", "telephony.cli", "--log-format", "json",
-            *as_overrides(config), *args]
+            *as_set_flags(config), *args]
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env,
                           timeout=60, check=False)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from telephony import cli
-from telephony.config import DEFAULT_CONFIG_FILE, Config, ConfigError, load
+from telephony.config import DEFAULT_CONFIG_FILE, Config, ConfigError, as_set_flags, load
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,3 +70,9 @@ def test_cli_exits_non_zero_with_one_clear_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert str(path) in err[0] and "asterisk.ami_port" in err[0]
+
+
+def test_set_flags_give_a_child_process_exactly_the_same_config() -> None:
+    config = load(None, env={}, overrides=["ami.permit=10.20.0.9/32,10.20.1.0/24",
+                                           "location.pidf_lo=true", "agi.port=4999"])
+    assert load(None, env={}, overrides=as_set_flags(config)[1::2]) == config

@@ -49,6 +49,12 @@ def test_ports_trunk_and_timers_come_from_config(tmp_path: Path) -> None:
     assert "match = 127.0.0.9" in files["pjsip_112.conf"]
 
 
+def test_asterisk_parses_the_trunks_pidf_lo_only_when_configured_to(tmp_path: Path) -> None:
+    profile = "geoloc_incoming_call_profile = geoloc-112-in"
+    assert profile not in _render(tmp_path / "default")["pjsip_112.conf"]
+    assert profile in _render(tmp_path / "on", "location.pidf_lo=true")["pjsip_112.conf"]
+
+
 def test_no_anonymous_endpoint_and_main_files_include_ours(tmp_path: Path) -> None:
     files = _render(tmp_path)
     assert "anonymous" not in files["pjsip_112.conf"].replace("no anonymous", "")
