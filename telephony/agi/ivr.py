@@ -117,14 +117,20 @@ class IVR:
 
     def __call__(self, session: Session) -> None:
         deadline = session.started + self._deadline
-        call_vars = self._read_call_vars(session)
         preset = session.args[0].strip().lower() if session.args else ""
+        # The welcome is the first command: res_agi reads and drops a key that arrives
+        # between commands, so a caller who presses at once must already be in a prompt
+        # that listens for it. The SIP headers are only needed once the choice is made.
+        key = ""
+        with contextlib.suppress(_OutOfTime):
+            key = self._play(session, deadline, "id", "welcome")
+        call_vars = self._read_call_vars(session)
         if preset in EMERGENCY_TYPES.values():
-            choice = self._preset(session, deadline, preset)
+            choice = Choice(preset, "id", "", "preset")
         else:
             if preset:
                 log.warning("ivr.unknown_preset", preset=preset)
-            choice = self._menu(session, deadline)
+            choice = self._menu(session, deadline, key)
         self._finish(session, choice, call_vars, deadline)
 
     def _read_call_vars(self, session: Session) -> dict[str, str]:
@@ -137,17 +143,11 @@ class IVR:
         )
         return values
 
-    def _preset(self, session: Session, deadline: float, emergency_type: str) -> Choice:
-        # No menu, but a key still cuts the welcome short.
-        with contextlib.suppress(_OutOfTime):
-            self._play(session, deadline, "id", "welcome")
-        return Choice(emergency_type, "id", "", "preset")
-
-    def _menu(self, session: Session, deadline: float) -> Choice:
+    def _menu(self, session: Session, deadline: float, key: str) -> Choice:
+        """The menu after the welcome, which ``key`` (if any) cut short."""
         language = "id"
         invalid_keys = 0
         try:
-            key = self._play(session, deadline, language, "welcome")
             while True:
                 if not key:
                     key = self._play(session, deadline, language, "menu")

@@ -76,6 +76,19 @@ def test_key_during_welcome_counts_at_once_and_skips_menu(server: FastAGIServer)
     assert t.events == ["IVRChoice,Digit: 2,EmergencyType: medical,Language: id,Source: dtmf"]
 
 
+def test_the_welcome_is_the_first_command_so_an_early_key_is_not_dropped(
+    server: FastAGIServer,
+) -> None:
+    # res_agi reads and discards DTMF that arrives between AGI commands.
+    t = FakeAsterisk(server.address, keys={"id/welcome": "1"}).run()
+
+    first_prompt = next(n for n, c in enumerate(t.commands) if c.startswith("STREAM FILE"))
+    # Only the session's own linkedid (for its log lines) is read before the welcome.
+    assert t.commands[:first_prompt] == ['GET FULL VARIABLE "${CHANNEL(linkedid)}"']
+    assert "welcome" in t.commands[first_prompt]
+    assert t.variables["EMERGENCY_TYPE"] == "police"
+
+
 def test_every_prompt_allows_barge_in(server: FastAGIServer) -> None:
     t = FakeAsterisk(server.address).run()
     streams = {split_args(c)[2].rsplit("/", 1)[1]: split_args(c)[3]
