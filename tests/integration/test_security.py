@@ -8,9 +8,7 @@ the trunk address; without a cell they are queued in the province queue, where b
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +34,7 @@ from tests.support.net import free_port
 from tests.support.phone import Phone, Security
 from tests.support.service import ServiceProcess, run_cli
 from tests.support.sipp import SippResult, run_scenario
+from tests.support.tls import make_certificate
 
 pytestmark = pytest.mark.asterisk
 
@@ -53,20 +52,6 @@ class Centre:
     @property
     def tls_registrar(self) -> str:
         return f"sip:127.0.0.1:{self.box.config.asterisk.tls_port};transport=tls"
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate naming 127.0.0.1, where the sandbox listens."""
-    openssl = shutil.which("openssl")
-    assert openssl is not None, "openssl is needed to make the test certificate"
-    cert, key = directory / "asterisk.pem", directory / "asterisk.key"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=112 test", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )
-    return cert, key
 
 
 @pytest.fixture(scope="module")

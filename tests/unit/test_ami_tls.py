@@ -4,10 +4,8 @@ OpenSSL): verification, and the reader decrypting while other threads send."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 
 from telephony.ami import AMIConnection, Frame, FrameParser
 from telephony.ami.stream import client_context
+from tests.support.tls import make_certificate
 
 SENDERS = 4
 PINGS_PER_THREAD = 25
@@ -24,17 +23,7 @@ EVENTS_PER_PING = 20
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    openssl = shutil.which("openssl")
-    assert openssl is not None
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "1", "-subj", "/CN=ami test", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )
-    return cert, key
+    return make_certificate(tmp_path_factory.mktemp("tls"), "ami test")
 
 
 class TLSManager:
