@@ -31,6 +31,19 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONY_")}
 
 
+def terminate(proc: subprocess.Popen[str], timeout: float) -> int:
+    """SIGTERM (after SIGCONT: a stopped process cannot handle it), then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    return proc.returncode
+
+
 class ServeProcess:
     def __init__(self, config: Config, log_path: Path, *, probe_out: Path | None = None) -> None:
         if probe_out is None:
@@ -97,13 +110,6 @@ class ServeProcess:
         return self
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+        code = terminate(self.proc, timeout)
         self._reader.join(5)
-        return self.proc.returncode
+        return code

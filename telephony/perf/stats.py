@@ -6,6 +6,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from telephony.audit.report import percentile as nearest_rank
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -24,11 +26,11 @@ class Summary:
 
 
 def percentile(ordered: list[float], percent: float) -> float:
-    """Nearest-rank percentile of an ascending, non-empty list."""
-    if not ordered:
+    """Nearest-rank percentile of an ascending, non-empty list (the audit report's)."""
+    value = nearest_rank(ordered, percent / 100)
+    if value is None:
         raise ValueError("percentile of no samples")
-    rank = max(1, math.ceil(percent / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
+    return value
 
 
 def summarize(samples: Iterable[float]) -> Summary | None:

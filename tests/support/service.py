@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from telephony.config import Config, as_set_flags
+from telephony.perf.serve import terminate
 
 
 class ServiceProcess:
@@ -72,16 +73,9 @@ class ServiceProcess:
         self.proc.send_signal(sig)
 
     def stop(self, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+        code = terminate(self.proc, timeout)
         self._reader.join(5)
-        return self.proc.returncode
+        return code
 
 
 def run_cli(config: Config, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
