@@ -134,6 +134,9 @@ class AuditConfig:
     checkpoint_key_file: str = "var/audit-hmac.key"
     checkpoint_interval_s: float = _checked(60.0, _positive)
     cel_path: str = ""
+    quarantine_path: str = "var/audit-quarantine.jsonl"
+    queue_size: int = _checked(10_000, lambda v: None if v >= 1 else "expected 1 or more")
+    overflow_path: str = "var/audit-overflow.jsonl"
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,9 @@ class RecordingConfig:
 class HealthConfig:
     bind: str = "127.0.0.1"
     port: int = _checked(9112, _port)
+    max_audit_lag_s: float = _checked(30.0, _positive)
+    max_connections: int = _checked(64, lambda v: None if v >= 1 else "expected 1 or more")
+    request_timeout_s: float = _checked(2.0, _positive)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ client hands over is written (or spooled) before the process exits.
 
 from __future__ import annotations
 
-import queue
 import signal
 import threading
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqlalchemy import Engine
 from telephony.agi import IVR, CommandTimings, FastAGIServer, Router
 from telephony.ami import AMIConnection, AMIError, Frame
 from telephony.audit import AuditWriter
+from telephony.audit.intake import Intake
 from telephony.audit.reconcile import cel_path, reconcile_on_connect
 from telephony.audit.recording import RecordingSealer
 from telephony.callbacks.items import sweep
@@ -150,13 +150,14 @@ def components(config: Config) -> list[Component]:
     engine = open_database(config)
     regions = load_regions(resolve_path(config.location.regions_file))
     router = LocationRouter(regions, SqlCellDatabase(engine), SqlRouteTable(engine))
-    events: queue.Queue[Frame] = queue.Queue()
+    events = Intake(audit_path(config.audit.overflow_path), config.audit.queue_size)
     writer = AuditWriter(
         engine,
         events,
         audit_path(config.audit.spool_path),
         audit_path(config.audit.checkpoint_path),
         checkpoint_key(config),
+        quarantine_path=audit_path(config.audit.quarantine_path),
         checkpoint_interval_s=config.audit.checkpoint_interval_s,
     )
     keeper = PresenceKeeper(config, engine)
@@ -176,6 +177,7 @@ def components(config: Config) -> list[Component]:
         config,
         on_event,
         on_connect=reconcile_on_connect(writer, engine, cel_path(config)),
+        on_quarantine=events.put,
         keepalive_s=config.ami.keepalive_s,
     )
     keeper.ami = ami

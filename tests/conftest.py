@@ -67,6 +67,8 @@ def sandbox_config(root: Path, *overrides: str) -> config_mod.Config:
             "asterisk.timer_t1=100",
             f"audit.database_url=sqlite:///{root / 'telephony.db'}",
             f"audit.spool_path={root / 'audit-spool.jsonl'}",
+            f"audit.quarantine_path={root / 'audit-quarantine.jsonl'}",
+            f"audit.overflow_path={root / 'audit-overflow.jsonl'}",
             f"audit.checkpoint_path={root / 'audit-checkpoints.jsonl'}",
             f"audit.checkpoint_key_file={root / 'audit-hmac.key'}",
             f"recording.directory={root / 'recordings'}",

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from telephony.ami.frames import Frame, FrameParser, encode_action
+from telephony.ami.identity import IdentityGuard, Quarantined
 from telephony.ami.stream import Stream, open_stream
 
 log = structlog.get_logger(__name__)
@@ -123,6 +124,7 @@ class AMIConnection:
         backoff_max_s: float = 30.0,
         event_names: Sequence[str] = (),
         tls: ssl.SSLContext | None = None,
+        on_quarantine: Callable[[Quarantined], None] | None = None,
     ) -> None:
         self._address = (host, port)
         self._tls = tls
@@ -130,6 +132,7 @@ class AMIConnection:
         self._secret = secret
         self._on_event = on_event
         self._on_connect = on_connect
+        self._on_quarantine = on_quarantine
         self._keepalive_s = keepalive_s
         self._keepalive_timeout_s = keepalive_timeout_s or keepalive_s
         self._io_timeout_s = connect_timeout_s
@@ -328,11 +331,13 @@ class AMIConnection:
 
     def _read(self, stream: Stream, banner: threading.Event, dead: threading.Event) -> None:
         parser = FrameParser()
+        guard = IdentityGuard()
         try:
             while not self._stopping.is_set():
                 try:
                     data = stream.recv()
                 except TimeoutError:
+                    self._verdicts(guard.flush())
                     continue
                 if not data:
                     break
@@ -342,16 +347,30 @@ class AMIConnection:
                     banner.set()
                 for frame in frames:
                     frame.received_ns = self._clock()
-                    self._dispatch(frame)
+                self._verdicts(guard.feed(frames))
         except OSError as exc:
             log.info("ami.read_failed", error=str(exc))
         finally:
+            self._verdicts(guard.flush())
             if parser.garbage_lines:
                 log.warning("ami.garbage", lines=parser.garbage_lines)
             dead.set()
             banner.set()  # a connection that died before its banner must not stall the supervisor
             self._connected.clear()
             self._fail_pending()
+
+    def _verdicts(self, verdicts: list[Frame | Quarantined]) -> None:
+        for verdict in verdicts:
+            if isinstance(verdict, Frame):
+                self._dispatch(verdict)
+                continue
+            log.warning("ami.frame_quarantined", reason=verdict.reason,
+                        linkedid=verdict.linkedid, parts=len(verdict.parts))  # fmt: skip
+            if self._on_quarantine is not None:
+                try:
+                    self._on_quarantine(verdict)
+                except Exception:
+                    log.exception("ami.on_quarantine_failed", reason=verdict.reason)
 
     def _dispatch(self, frame: Frame) -> None:
         action_id = frame.action_id

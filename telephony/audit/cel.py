@@ -18,15 +18,15 @@ import csv
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 
 from telephony.ami.frames import Frame
 from telephony.audit.events import canonical_json
 from telephony.audit.projection import endpoint_of
+from telephony.audit.times import parse_time
 
 COLUMNS = 12
 LINKEDID_END = "LINKEDID_END"
-_TEXT_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
 
 # CEL rows with an AMI counterpart in the audit trail, and the AMI event each stands for.
 AMI_EQUIVALENT = {
@@ -90,30 +90,6 @@ class CallFacts:
     answered_at: datetime | None = None
     answered_by: str | None = None
     hangup_cause: int | None = None
-
-
-def parse_time(text: str, tz: tzinfo | None = None) -> datetime | None:
-    text = text.strip()
-    whole, dot, fraction = text.partition(".")
-    try:
-        if _digits(whole) and (not dot or _digits(fraction)):
-            micros = int((fraction + "000000")[:6])
-            return datetime.fromtimestamp(int(whole), UTC).replace(microsecond=micros)
-        for layout in _TEXT_FORMATS:
-            try:
-                naive = datetime.strptime(text, layout)
-            except ValueError:
-                continue
-            # A naive datetime's astimezone() reads it in the local zone, DST rules included.
-            local = naive.replace(tzinfo=tz) if tz is not None else naive.astimezone()
-            return local.astimezone(UTC)
-    except (OverflowError, OSError, ValueError):
-        return None  # a time outside what datetime holds is as unreadable as no time
-    return None
-
-
-def _digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()
 
 
 def parse_extra(text: str) -> dict[str, object]:

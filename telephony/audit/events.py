@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from telephony.ami.frames import Frame
+from telephony.audit.times import parse_time
 
 # Channel-bearing events name their channel with a prefix (DialBegin's Dest*, transfers'
 # Transferer*); the first present one is the event's call for indexing and projection.
@@ -46,10 +47,12 @@ class EventRecord:
 
 
 def first_header(frame: Frame, names: tuple[str, ...]) -> str:
+    """The first of ``names`` present; a repeated one gives its last value, which is the one
+    Asterisk wrote (telephony.ami.identity: the snapshot's ids follow caller-ID fields)."""
     for name in names:
-        value = frame.get(name)
-        if value:
-            return value
+        values = frame.get_all(name)
+        if values and values[-1]:
+            return values[-1]
     return ""
 
 
@@ -69,12 +72,8 @@ def ns_to_datetime(ns: int) -> datetime:
 def event_time(frame: Frame) -> datetime:
     """Asterisk's own ``Timestamp`` (manager.conf ``timestampevents = yes``), else receipt time."""
     stamp = frame.get("Timestamp")
-    if stamp:
-        whole, _, fraction = stamp.partition(".")
-        if whole.isdigit() and (not fraction or fraction.isdigit()):
-            micros = int((fraction + "000000")[:6])
-            return datetime.fromtimestamp(int(whole), UTC).replace(microsecond=micros)
-    return ns_to_datetime(frame.received_ns)
+    parsed = parse_time(stamp) if stamp else None
+    return parsed if parsed is not None else ns_to_datetime(frame.received_ns)
 
 
 def event_key(payload: str, received_ns: int, source: str) -> str:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.session import ORMExecuteState
@@ -72,15 +73,15 @@ class Call(Base):
     __tablename__ = "calls"
 
     linkedid: Mapped[str] = mapped_column(String(150), primary_key=True)
-    caller: Mapped[str | None] = mapped_column(String)
-    location_source: Mapped[str | None] = mapped_column(String)
+    caller: Mapped[str | None] = mapped_column(String(80))
+    location_source: Mapped[str | None] = mapped_column(String(32))
     location_lat: Mapped[float | None] = mapped_column(Float)
     location_lon: Mapped[float | None] = mapped_column(Float)
     location_radius_m: Mapped[float | None] = mapped_column(Float)
-    cell_id: Mapped[str | None] = mapped_column(String)
-    regency_code: Mapped[str | None] = mapped_column(String, index=True)
-    emergency_type: Mapped[str | None] = mapped_column(String)
-    ivr_language: Mapped[str | None] = mapped_column(String)
+    cell_id: Mapped[str | None] = mapped_column(String(64))
+    regency_code: Mapped[str | None] = mapped_column(String(16), index=True)
+    emergency_type: Mapped[str | None] = mapped_column(String(32))
+    ivr_language: Mapped[str | None] = mapped_column(String(16))
     arrived_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     ivr_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -88,14 +89,17 @@ class Call(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recording_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    queue: Mapped[str | None] = mapped_column(String)
+    queue: Mapped[str | None] = mapped_column(String(80))
     phase: Mapped[str] = mapped_column(String(16))
     overflowed: Mapped[bool] = mapped_column(Boolean, default=False)
     transferred: Mapped[bool] = mapped_column(Boolean, default=False)
     is_callback: Mapped[bool] = mapped_column(Boolean, default=False)
     outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "call_outcome"))
-    answering_operator: Mapped[str | None] = mapped_column(String)
+    answering_operator: Mapped[str | None] = mapped_column(String(150))
     answer_seconds: Mapped[float | None] = mapped_column(Float)
+    # Some event of the call carried a caller's text where Asterisk's fields go (AMI
+    # injection, telephony.ami.identity); its ids are still Asterisk's own.
+    injected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class CallLeg(Base):
@@ -103,15 +107,15 @@ class CallLeg(Base):
 
     uniqueid: Mapped[str] = mapped_column(String(150), primary_key=True)
     linkedid: Mapped[str] = mapped_column(String(150), index=True)
-    channel: Mapped[str | None] = mapped_column(String)
+    channel: Mapped[str | None] = mapped_column(String(150))
     role: Mapped[LegRole] = mapped_column(_enum(LegRole, "leg_role"))
-    endpoint: Mapped[str | None] = mapped_column(String)
+    endpoint: Mapped[str | None] = mapped_column(String(150))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
-    hangup_cause_text: Mapped[str | None] = mapped_column(String)
-    dial_status: Mapped[str | None] = mapped_column(String)
+    hangup_cause_text: Mapped[str | None] = mapped_column(String(64))
+    dial_status: Mapped[str | None] = mapped_column(String(32))
     backfilled: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

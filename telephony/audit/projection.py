@@ -28,6 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from telephony.ami.frames import Frame
+from telephony.ami.identity import INJECTED_FIELD
 from telephony.audit.events import event_linkedid
 
 # Q.850 causes that mean someone simply hung up; anything else on an unanswered call is a
@@ -89,6 +90,7 @@ class CallState:
     outcome: Outcome | None = None
     answering_operator: str | None = None
     answer_seconds: float | None = None
+    injected: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,8 @@ def apply(
     if handler is not None:
         handler(work, event, at)
     _apply_role_variable(work, event)
+    if INJECTED_FIELD in event and not work.call.injected:
+        work.set_call(injected=True)
     changed_call = work.call if call is None or work.call != call else None
     changed_legs = tuple(leg for uid, leg in work.changed.items() if legs.get(uid) != leg)
     return Change(changed_call, changed_legs)

@@ -16,6 +16,7 @@ import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -71,8 +72,14 @@ def _settled(path: Path) -> bool:
     return path.exists() and path.stat().st_size == last
 
 
+class Sink(Protocol):
+    """Where sealed recordings go: the writer's queue (an Intake, or a queue.Queue in tests)."""
+
+    def put(self, item: Frame) -> None: ...
+
+
 class RecordingSealer:
-    def __init__(self, events: queue.Queue[Frame], directory: Path, retention_days: int) -> None:
+    def __init__(self, events: Sink, directory: Path, retention_days: int) -> None:
         self._events = events
         self._directory = directory
         self._retention_s = retention_days * 86400.0

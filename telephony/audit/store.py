@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from telephony.ami.frames import Frame
 from telephony.audit.chain import GENESIS_HASH, link_hash
 from telephony.audit.events import EventRecord
+from telephony.audit.limits import clip_row, column_limits
 from telephony.audit.models import AuditEvent, Call, CallLeg
 from telephony.audit.projection import CallState, LegState, Phase, apply
 
@@ -186,6 +187,9 @@ def _upsert(
     if not rows:
         return
     table = _table(model)
+    # The length contract of every text column (telephony.audit.limits).
+    limits = column_limits(table)
+    rows = [clip_row(row, limits) for row in rows]
     key = [column.name for column in table.primary_key]
     others = [c.name for c in table.columns if c.name not in key]
     stmt: Executable

@@ -6,6 +6,12 @@ a commit fails the batch goes to the spool (fsynced JSON lines) and so does ever
 until a replay, tried every ``retry_s``, has emptied the spool into the database in arrival
 order. Writes are idempotent (see :mod:`telephony.audit.events`), so a batch whose commit
 outcome is unknown is simply replayed. One writer per database: seqs come from the chain tail.
+
+Errors are per frame. A frame that cannot become a record (an unreadable field) or breaks a
+column's contract, and one the database refuses while it takes the others, goes to the
+quarantine with its reason, once, and the rest of its batch is written. Only a database that
+is down (or locked) sends frames to the spool. :meth:`AuditWriter.metrics` shows whether the
+thread is alive and how far behind it is, for /healthz.
 """
 
 from __future__ import annotations
@@ -18,21 +24,49 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from telephony.ami.frames import Frame
+from telephony.ami.identity import Quarantined, identity_problem
 from telephony.audit.checkpoints import CheckpointLog
-from telephony.audit.events import record_from_frame
+from telephony.audit.events import EventRecord, record_from_frame
+from telephony.audit.limits import record_problem
+from telephony.audit.projection import AUDITED_EVENTS
+from telephony.audit.quarantine import Quarantine
 from telephony.audit.spool import Spool
 from telephony.audit.store import ProjectionCache, Tail, read_tail, write_batch
 
 log = structlog.get_logger(__name__)
 
 _IDLE_POLL_S = 0.2
+_ERROR_TEXT = 200
+
+
+class Source(Protocol):
+    """What the writer reads: a queue.Queue, or an :class:`~telephony.audit.intake.Intake`."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Frame | Quarantined: ...
+
+    def get_nowait(self) -> Frame | Quarantined: ...
+
+
+def short_error(exc: BaseException) -> str:
+    """One line: the driver's message, without SQLAlchemy's statement and parameters."""
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    first = (str(orig).splitlines() or [""])[0]
+    return f"{type(orig).__name__}: {first[:_ERROR_TEXT]}"
+
+
+def _db_down(exc: BaseException) -> bool:
+    """The database did not answer (or is locked): retry later, rather than refusing a frame."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -45,17 +79,29 @@ class WriterMetrics:
     last_seq: int
     lag_ms: tuple[float, ...]
     """Receive-to-commit lag of the most recent events, oldest first."""
+    alive: bool = True
+    """The writer thread is running (or not started yet)."""
+    stalled_s: float = 0.0
+    """How long frames have waited without the writer taking any (0 when it keeps up)."""
+    quarantined: int = 0
+
+    @property
+    def lag_s(self) -> float:
+        """How far behind the audit is: the latest commit's lag, or the stall if longer."""
+        latest = self.lag_ms[-1] / 1000 if self.lag_ms else 0.0
+        return max(latest, self.stalled_s)
 
 
 class AuditWriter:
     def __init__(
         self,
         engine: Engine,
-        events: queue.Queue[Frame],
+        events: Source,
         spool_path: Path,
         checkpoint_path: Path,
         checkpoint_key: bytes,
         *,
+        quarantine_path: Path | None = None,
         source: str = "ami",
         checkpoint_interval_s: float = 60.0,
         checkpoint_every: int = 1000,
@@ -69,6 +115,12 @@ class AuditWriter:
         self._events = events
         self._source = source
         self._spool = Spool(spool_path)
+        self._quarantine = Quarantine(
+            quarantine_path or spool_path.with_name(spool_path.stem + "-quarantine.jsonl")
+        )
+        self._quarantined_keys: set[tuple[int, str]] = set()
+        self._progress_at = time.monotonic()
+        self._waiting_since: float | None = None
         self._checkpoints = CheckpointLog(checkpoint_path, checkpoint_key)
         self._checkpoint_interval_s = checkpoint_interval_s
         self._checkpoint_every = checkpoint_every
@@ -112,8 +164,14 @@ class AuditWriter:
         self._jobs.put(job)
 
     def metrics(self) -> WriterMetrics:
+        thread = self._thread
+        waiting = self._waiting_since
+        stalled = 0.0 if waiting is None else time.monotonic() - max(waiting, self._progress_at)
         with self._lock:
             return WriterMetrics(
+                alive=thread is None or thread.is_alive() or self._stopping.is_set(),
+                stalled_s=max(0.0, stalled),
+                quarantined=self._quarantine.count,
                 events_written=self._written,
                 duplicates_skipped=self._duplicates,
                 events_spooled=self._spooled,
@@ -126,7 +184,8 @@ class AuditWriter:
     def _run(self) -> None:
         while True:
             stopping = self._stopping.is_set()
-            batch = self._drain(block=not stopping)
+            taken = self._drain(block=not stopping)
+            batch = self._admit(taken)
             if batch:
                 self._handle(batch)
             elif self._spool.backlog:
@@ -134,19 +193,22 @@ class AuditWriter:
             if not stopping and not self._spool.backlog:
                 self._run_jobs()
             self._checkpoint(force=False)
-            if stopping and not batch:
+            if stopping and not taken:
                 break
         if self._spool.backlog:
             self._retry_at = 0.0
             self._replay()
         self._checkpoint(force=True)
 
-    def _drain(self, *, block: bool) -> list[Frame]:
+    def _drain(self, *, block: bool) -> list[Frame | Quarantined]:
+        self._progress_at = time.monotonic()
+        self._waiting_since = None
         try:
             first = self._events.get(timeout=_IDLE_POLL_S) if block else self._events.get_nowait()
         except queue.Empty:
             return []
-        batch = [first]
+        self._waiting_since = time.monotonic()
+        batch: list[Frame | Quarantined] = [first]
         deadline = time.monotonic() + self._batch_wait_s
         while len(batch) < self._batch_size:
             remaining = deadline - time.monotonic()
@@ -159,16 +221,56 @@ class AuditWriter:
                 break
         return batch
 
+    def _admit(self, items: Sequence[Frame | Quarantined]) -> list[Frame]:
+        """The frames that can be records; the rest go to the quarantine."""
+        frames = []
+        for item in items:
+            if isinstance(item, Quarantined):
+                self._reject(item.parts, item.reason, item.linkedid, self._source)
+            elif self._problem(item, self._source) is None:
+                frames.append(item)
+        return frames
+
+    def _problem(self, frame: Frame, source: str) -> str | None:
+        """Why ``frame`` cannot be a record (it is then quarantined), or None."""
+        try:
+            problem = identity_problem(frame, channel_event=frame.event in AUDITED_EVENTS)
+            problem = problem or record_problem(record_from_frame(frame, source))
+        except Exception as exc:  # any field Asterisk or a caller could garble
+            problem = f"unreadable: {short_error(exc)}"
+        if problem is not None:
+            self._reject((frame,), problem, frame.get("Linkedid") or "", source)
+        return problem
+
+    def _reject(
+        self, parts: Sequence[Frame], reason: str, linkedid: str, source: str
+    ) -> None:
+        key = (parts[0].received_ns if parts else 0, reason)
+        if key in self._quarantined_keys:
+            return  # a replay of a frame already quarantined
+        self._quarantined_keys.add(key)
+        self._quarantine.add(parts, reason, linkedid=linkedid, source=source)
+        self._progress_at = time.monotonic()
+        log.warning(
+            "audit.quarantined", reason=reason, linkedid=linkedid,
+            ami_event=parts[0].event if parts else None,
+        )  # fmt: skip
+
     def _handle(self, batch: list[Frame]) -> None:
+        if not batch:
+            return
         # Once anything is spooled, later frames queue behind it to keep the chain in order.
         if self._spool.backlog or time.monotonic() < self._retry_at:
             self._to_spool(batch)
             self._replay()
-        elif not self._commit([(frame, self._source) for frame in batch]):
-            self._to_spool(batch)
+            return
+        rest = self._commit([(frame, self._source) for frame in batch])
+        if rest:
+            self._to_spool([frame for frame, _ in rest])
 
     def _to_spool(self, batch: list[Frame]) -> None:
         self._spool.append(batch, self._source)
+        self._progress_at = time.monotonic()
         with self._lock:
             self._spooled += len(batch)
 
@@ -177,7 +279,11 @@ class AuditWriter:
             return
         while self._spool.backlog:
             items, offset = self._spool.read(self._spool_offset, self._batch_size)
-            if not items or not self._commit(items):
+            if not items:
+                return
+            admitted = [(f, source) for f, source in items if self._problem(f, source) is None]
+            if self._commit(admitted):
+                # Down again; the frames written meanwhile are skipped as duplicates later.
                 return
             self._spool_offset = offset
             self._spool.consumed(len(items))
@@ -185,23 +291,49 @@ class AuditWriter:
         self._spool.clear()
         self._spool_offset = 0
 
-    def _commit(self, items: Sequence[tuple[Frame, str]]) -> bool:
-        records = [(record_from_frame(frame, source), frame) for frame, source in items]
+    def _commit(self, items: Sequence[tuple[Frame, str]]) -> list[tuple[Frame, str]]:
+        """Write ``items``; returns those not written because the database is down.
+
+        A batch the database refuses is retried frame by frame, and the frames it refuses
+        alone are quarantined: one bad frame costs one line in the log, not the batch.
+        """
+        if not items:
+            return []
+        error = self._write(items)
+        if error is None:
+            return []
+        if _db_down(error):
+            log.warning("audit.commit_failed", error=short_error(error), events=len(items))
+            with self._lock:
+                self._db_available = False
+            self._retry_at = time.monotonic() + self._retry_s
+            return list(items)
+        if not isinstance(error, SQLAlchemyError):
+            log.error("audit.commit_crashed", error=short_error(error), events=len(items),
+                      exc_info=error)  # fmt: skip
+        if len(items) > 1:
+            log.warning("audit.batch_refused", error=short_error(error), events=len(items))
+            for n, item in enumerate(items):
+                rest = self._commit([item])
+                if rest:
+                    return list(items[n:])
+            return []
+        frame, source = items[0]
+        self._reject((frame,), f"refused: {short_error(error)}", frame.get("Linkedid") or "",
+                     source)  # fmt: skip
+        return []
+
+    def _write(self, items: Sequence[tuple[Frame, str]]) -> Exception | None:
+        records: list[tuple[EventRecord, Frame]] = [
+            (record_from_frame(frame, source), frame) for frame, source in items
+        ]
         try:
             with Session(self._engine) as session, session.begin():
                 result = write_batch(session, records, self._cache)
         except Exception as exc:
-            # Down or refusing, the spool keeps the events until a replay succeeds; anything
-            # but a database error is our bug, so it gets a traceback.
-            if isinstance(exc, SQLAlchemyError):
-                log.warning("audit.commit_failed", error=str(exc), events=len(items))
-            else:
-                log.exception("audit.commit_crashed", events=len(items))
-            with self._lock:
-                self._db_available = False
-            self._retry_at = time.monotonic() + self._retry_s
-            return False
+            return exc
         committed_ns = time.time_ns()
+        self._progress_at = time.monotonic()
         self._cache.update(result.views)
         with self._lock:
             self._db_available = True
@@ -216,7 +348,7 @@ class AuditWriter:
                 outcome=call.outcome,
                 answer_seconds=call.answer_seconds,
             )
-        return True
+        return None
 
     def _run_jobs(self) -> None:
         while True:

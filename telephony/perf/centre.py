@@ -108,6 +108,8 @@ class Centre:
             f"health.port={free_port()}",
             f"audit.database_url={database}",
             f"audit.spool_path={root / 'audit-spool.jsonl'}",
+            f"audit.quarantine_path={root / 'audit-quarantine.jsonl'}",
+            f"audit.overflow_path={root / 'audit-overflow.jsonl'}",
             f"audit.checkpoint_path={root / 'audit-checkpoints.jsonl'}",
             f"audit.checkpoint_key_file={root / 'audit-hmac.key'}",
             f"operators.file={roster}",

@@ -201,7 +201,7 @@ def test_replay_after_crash_is_idempotent(engine: Engine, switch: Switch, tmp_pa
 def test_identical_frames_received_twice_are_both_kept(engine: Engine, tmp_path: Path) -> None:
     events: queue.Queue[Frame] = queue.Queue()
     writer = make_writer(engine, tmp_path, events)
-    fields: list[tuple[str, str]] = [("Event", "DTMFEnd"), ("Uniqueid", L), ("Digit", "1")]
+    fields = [("Event", "DTMFEnd"), ("Uniqueid", L), ("Linkedid", L), ("Digit", "1")]
     events.put(Frame(fields, received_ns=BASE_NS + 1))
     events.put(Frame(fields, received_ns=BASE_NS + 2))
     writer.start()
