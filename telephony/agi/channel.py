@@ -61,16 +61,33 @@ class _Discard:
 
 
 def read_env(reader: LineReader) -> dict[str, str]:
-    """Read the "agi_key: value" block that Asterisk sends first, up to its blank line."""
+    """Read the "agi_key: value" block that Asterisk sends first, up to its blank line.
+
+    res_agi writes caller-supplied values (agi_callerid, agi_dnid, agi_rdnis) raw and ends
+    every line with a bare LF. So a blank line that is a CR, or follows a line ending in CR/LF
+    (both from a caller's number), does not end the block, and a line without the ``agi_``
+    prefix continues the value before it. The dialplan filters those numbers before AGI too.
+    """
     env: dict[str, str] = {}
+    last = ""
+    caller_crlf = False
     for _ in range(MAX_ENV_LINES):
-        line = reader.readline().strip()
+        raw = reader.readline()
+        line = raw.strip()
+        inside = caller_crlf and bool(last)
+        caller_crlf = raw.endswith("\r\n")
         if not line:
+            if (raw.strip("\n") or inside) and last:
+                continue  # a caller's CR or CR/LF, not Asterisk's end of the block
             return env
         key, sep, value = line.partition(":")
+        if not key.startswith("agi_") and last:
+            env[last] += "\n" + line
+            continue
         if not sep or not key.strip():
             raise ProtocolError(f"not an AGI environment line: {line[:80]!r}")
-        env[key.strip()] = value.strip()
+        last = key.strip()
+        env[last] = value.strip()
     raise ProtocolError(f"AGI environment longer than {MAX_ENV_LINES} lines")
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -218,11 +220,15 @@ def break_one(check: str, ami: FakeAMI, agi: FakeAGI, writer: FakeWriter) -> Non
         agi.listening = False
     elif check == "database":
         writer.state = replace(writer.state, db_available=False)
+    elif check == "writer":
+        writer.state = replace(writer.state, alive=False)
+    elif check == "writer-lag":
+        writer.state = replace(writer.state, stalled_s=31.0)
     else:
         writer.state = replace(writer.state, spool_backlog=7)
 
 
-@pytest.mark.parametrize("check", ["ami", "agi", "database", "spool"])
+@pytest.mark.parametrize("check", ["ami", "agi", "database", "spool", "writer", "writer-lag"])
 def test_healthz_is_503_naming_the_failed_check(
     server: tuple[HealthServer, Monitor], probes: tuple[FakeAMI, FakeAGI, FakeWriter], check: str
 ) -> None:
@@ -231,7 +237,45 @@ def test_healthz_is_503_naming_the_failed_check(
     assert status == 503
     report = json.loads(body)
     assert report["status"] == "degraded"
-    assert [name for name, c in report["checks"].items() if not c["ok"]] == [check]
+    assert [name for name, c in report["checks"].items() if not c["ok"]] == [
+        check.removesuffix("-lag")
+    ]
+
+
+def test_healthz_answers_within_a_second_with_300_idle_connections_open(
+    server: tuple[HealthServer, Monitor],
+) -> None:
+    host, port = server[0].address
+    idle: list[socket.socket] = []
+    started = time.monotonic()
+    try:
+        for _ in range(300):
+            # Connected and silent, like a stuck or hostile client; none may hold a probe up.
+            idle.append(socket.create_connection((host, port), timeout=5))
+        assert time.monotonic() - started < 5, "the server stopped accepting connections"
+        for _ in range(3):
+            asked = time.monotonic()
+            status, _body = get(server[0], "/healthz")
+            assert status == 200 and time.monotonic() - asked < 1.0
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_an_idle_connection_is_closed_after_the_request_timeout(probes: tuple[
+    FakeAMI, FakeAGI, FakeWriter
+]) -> None:
+    ami, agi, writer = probes
+    health = HealthServer("127.0.0.1", 0, monitor=Monitor(), ami=ami, agi=agi, writer=writer,
+                          request_timeout_s=0.3)  # fmt: skip
+    health.start()
+    try:
+        with socket.create_connection(health.address, timeout=5) as sock:
+            asked = time.monotonic()
+            assert sock.recv(1) == b""
+            assert time.monotonic() - asked < 3
+    finally:
+        health.stop()
 
 
 def test_metrics_expose_gauges_counters_and_histograms(
