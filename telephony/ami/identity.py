@@ -11,11 +11,12 @@ Newchannel into three frames::
     Event: UserEvent / UserEvent: Forged / Linkedid: fake-1    <- the caller's text
     CallerIDName: ... Uniqueid: <real> / Linkedid: <real>     <- Asterisk's tail, no Event
 
-In a channel snapshot the raw field is always followed by the same field of Asterisk's
-(CallerIDNum by CallerIDName, ConnectedLineNum by ConnectedLineName, Exten by Priority, with
-the snapshot's prefix), and a frame of Asterisk's never ends with a raw field. So a frame that
-ends with one is a head; the parts after it, up to the last part that does not start a frame
-(no ``Event``/``Response``) before the next head, are its text and its tail. Everything between
+In a channel snapshot the raw field is always followed by the same fields of Asterisk's
+(CallerIDNum by CallerIDName, ConnectedLineNum, ...; Exten by Priority, Uniqueid, Linkedid;
+with the snapshot's prefix), and a frame of Asterisk's never ends with a raw field. So a frame
+that ends with one is a head. Before the next head, its text and tail run to the last of: a
+part that starts no frame (no ``Event``/``Response`` first), the first part holding those
+following fields, a part with a repeated id (injected ids then Asterisk's). Everything between
 the raw field and the *last* following successor is the caller's text: it is folded back into
 the raw field's value and the frame gets ``TelephonyInjected: <field>``, which flags the call
 in the audit. A split frame is decided within one read (Asterisk writes a frame in one go); a
@@ -90,6 +91,11 @@ def _starts_frame(frame: Frame) -> bool:
 
 def _is_head(frame: Frame) -> bool:
     return _starts_frame(frame) and _raw_field(frame.fields[-1][0]) is not None
+
+
+def _repeats_id(frame: Frame) -> bool:
+    return any(len(frame.get_all(prefix + name)) > 1
+               for prefix in PREFIXES for name in ("Uniqueid", "Linkedid"))  # fmt: skip
 
 
 def _text(fields: Iterable[tuple[str, str]]) -> str:
@@ -205,7 +211,11 @@ class IdentityGuard:
             if not seen and nxt == len(queue) and len(queue) - i < MAX_PARTS:
                 self._pending = queue[i:]  # the rest of this frame is in the next read
                 break
-            end = (orphans[-1] + 1) if orphans else i + 1
+            # The frame runs to the last of: a part that starts no frame, the first part with
+            # Asterisk's next fields, a part with two ids of a kind (text and tail together).
+            with_successor = [j for j in range(i + 1, nxt) if _runs(queue[j].fields, successor, 0)]
+            doubled = [j for j in range(i + 1, nxt) if _repeats_id(queue[j])]
+            end = max([i, *orphans, *with_successor[:1], *doubled]) + 1
             out.append(self._count(_check(tuple(queue[i:end]))))
             i = end
         return out

@@ -4,7 +4,8 @@ flood: INVITEs at 300/s from a loopback address that is not the trunk while the 
 places 112 calls; at least 99% of the trunk's calls are answered, no flood INVITE is, and
 Asterisk's security log records the flood. malformed: INVITEs whose identity, location or
 body are broken or oversized; every one of those calls must still ring an operator with the
-configuration a centre runs by default. It then probes whether this Asterisk survives
+configuration a centre runs by default, and none of them may file an audit row under the
+Linkedid that the CR/LF kinds forge. It then probes whether this Asterisk survives
 parsing a PIDF-LO without <usage-rules> itself (location.pidf_lo = true): Asterisk 22.10.1
 does not, which is why that option is off by default. The probe is reported, not judged.
 """
@@ -13,12 +14,17 @@ from __future__ import annotations
 
 import math
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from telephony.audit import AuditEvent
 from telephony.pbx.process import AsteriskError
 from telephony.perf import sipp
 from telephony.perf.centre import Centre
 from telephony.perf.load import IDENTITY, SDP, Calls, Invite, Load, Phase
 from telephony.perf.net import STRANGER, free_udp
 from telephony.perf.verdict import Context, Verdict
+from telephony.store import open_database
 
 FLOOD_CPS = 300
 TRUNK_ANSWERED = 0.99
@@ -47,6 +53,12 @@ def _point(position: str, rules: str = "<gp:usage-rules/>") -> str:
 
 
 MULTIPART = "multipart/mixed;boundary=b1"
+# Issue 12: percent-encoded CR/LF that Asterisk 22.10.1 writes raw into AMI (CallerIDNum,
+# Exten), with a forged event and Linkedid; pjproject decodes it. No P-Asserted-Identity.
+INJECTION = ("%0D%0A%0D%0AEvent%3A%20UserEvent%0D%0AUserEvent%3A%20Forged%0D%0A"
+             "Linkedid%3A%20fake-1%0D%0A")
+FORGED_LINKEDID = "fake-1"
+_CELL_ONLY = "P-Access-Network-Info: 3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=[field1]"
 # Each kind of broken INVITE; every one still comes from the trunk with a number of its own.
 MALFORMED = {
     "broken PANI": Invite(headers=(
@@ -71,6 +83,8 @@ MALFORMED = {
     "PIDF-LO without usage-rules": Invite(
         headers=f"{IDENTITY}\n{_GEOLOCATED}", content_type=MULTIPART,
         body=_multipart(_point("-7.98 112.63", rules=""))),
+    "CR/LF in From": Invite(headers=_CELL_ONLY, user=f"[field0]{INJECTION}"),
+    "CR/LF in Request-URI": Invite(service=f"112{INJECTION}"),
     "oversized headers": Invite(headers=(
         f"{IDENTITY}\nX-Padding: {'x' * 4000}\n"
         f"P-Access-Network-Info: 3GPP-E-UTRAN-FDD; utran-cell-id-3gpp={'5' * 2000}")),
@@ -131,6 +145,17 @@ def _pidf_by_value_survives(ctx: Context) -> bool:
         return _alive(centre)
 
 
+def _forged_rows(centre: Centre) -> int:
+    """Audit events filed under the Linkedid the injected text claims (must be none)."""
+    engine = open_database(centre.config)
+    try:
+        with Session(engine) as session:
+            query = select(func.count()).select_from(AuditEvent)
+            return session.scalar(query.where(AuditEvent.linkedid == FORGED_LINKEDID)) or 0
+    finally:
+        engine.dispose()
+
+
 def malformed(ctx: Context) -> Verdict:
     """One kind after the other, so that a kind that brings Asterisk down is named; after
     such a crash the remaining kinds go to a fresh centre. The callers press a key at once:
@@ -139,6 +164,7 @@ def malformed(ctx: Context) -> Verdict:
     load = Load(rate=2, calls=per_kind, hold_s=3, key_share=1.0, audio=False)
     pending = list(MALFORMED.items())
     outcomes: dict[str, tuple[Phase, bool]] = {}
+    forged = 0
     while pending:
         with ctx.centre(f"malformed-{len(outcomes)}") as centre:
             centre.serve("serve").ready()
@@ -150,7 +176,8 @@ def malformed(ctx: Context) -> Verdict:
                 outcomes[kind] = (phase, crashed)
                 if crashed:
                     break
-    lines, ok = [], True
+            forged += _forged_rows(centre)
+    lines, ok = [], forged == 0
     for kind, (phase, crashed) in outcomes.items():
         rung = phase.answered - phase.unrung
         ok = ok and not crashed and phase.failed == 0 and rung == per_kind
@@ -162,8 +189,9 @@ def malformed(ctx: Context) -> Verdict:
     return Verdict(
         "malformed", ok,
         "rang an operator: " + "; ".join(lines)
-        + f". Probe, PIDF-LO without usage-rules parsed by Asterisk (pidf_lo = true): {probe}",
+        + f". Audit rows under the forged Linkedid: {forged}. Probe, PIDF-LO without "
+        f"usage-rules parsed by Asterisk (pidf_lo = true): {probe}",
         {"kinds": {kind: {**phase.as_dict(), "asterisk_crashed": crashed}
                    for kind, (phase, crashed) in outcomes.items()},
-         "pidf_by_value_survives": by_value},
+         "pidf_by_value_survives": by_value, "forged_audit_rows": forged},
     )  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ SDP = "\n".join((
     "c=IN IP[media_ip_type] [media_ip]", "t=0 0", "m=audio [media_port] RTP/AVP 0 101",
     "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16",
 ))  # fmt: skip
+_LEADING_NUMBER = re.compile(r"\+?[0-9]+")
 # SIPp's own bound on a phase: the placing window, the hold, a ring that comes late, margin.
 MARGIN_S = 60.0
 _runs = itertools.count(1)  # distinct caller numbers for every load of a process
@@ -47,6 +49,10 @@ class Invite:
     keys: tuple[tuple[str, str], ...] = ()
     """SIPp -key values, for text SIPp must not parse: a [key] in the scenario is replaced
     by its value as it stands (an XML DTD's brackets would read as SIPp keywords)."""
+    user: str = "[field0]"
+    """The From user part; the caller's number unless a drill forges it."""
+    service: str = "[service]"
+    """The Request-URI (and To) user part: 112 (SIPp -s) unless a drill forges it."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +104,12 @@ class Timeline:
             if slot is not None:
                 slot.setdefault(mark.number, mark.at)
         for mark in sorted(rings, key=lambda m: m.at):
-            if mark.number in line.invite:
-                line.ring.setdefault(mark.number, mark.at)
+            # A forged From reaches the operator filtered to number characters: the
+            # caller's digits come first (hostile.MALFORMED "CR/LF in From").
+            digits = _LEADING_NUMBER.match(mark.number)
+            number = mark.number if mark.number in line.invite else digits and digits.group()
+            if number and number in line.invite:
+                line.ring.setdefault(number, mark.at)
         return line
 
     def setup_ms(self) -> list[float]:
@@ -206,6 +216,7 @@ class Calls:
         scenario = sipp.render(
             "caller.xml", directory, dtmf_pcap=sipp.DTMF_PCAP, audio=audio,
             headers=invite.headers, content_type=invite.content_type, body=invite.body,
+            user=invite.user, service=invite.service,
         )  # fmt: skip
         concurrent = math.ceil(load.rate * (load.hold_s + 15)) + 50
         self.sipp = sipp.Sipp(

@@ -112,3 +112,22 @@ def test_a_channel_event_needs_both_ids_under_one_prefix() -> None:
     assert identity_problem(half, channel_event=True) == "half-identity"
     booted = Frame([("Event", "FullyBooted"), ("Status", "Fully Booted")])
     assert identity_problem(booted, channel_event=False) is None
+
+
+@pytest.mark.parametrize("text", [
+    # A forged whole frame, then Asterisk's tail with no blank line before it.
+    b"0812\r\n\r\nEvent: Hangup\r\nUniqueid: fake-1\r\nLinkedid: fake-1",
+    # A forged successor first, then a forged frame, then Asterisk's tail as its own part.
+    b"0812\r\n\r\nCallerIDName: x\r\nConnectedLineNum: y\r\n\r\n"
+    b"Event: Hangup\r\nUniqueid: fake-1\r\nLinkedid: fake-1\r\n",
+])  # fmt: skip
+def test_crafted_text_cannot_file_an_event_under_any_id_but_asterisks(text: bytes) -> None:
+    tail = (b"\r\nCallerIDName: <unknown>\r\nConnectedLineNum: <unknown>\r\nExten: 112\r\n"
+            b"Priority: 1\r\nUniqueid: 1.7\r\nLinkedid: 1.7\r\n\r\n")  # fmt: skip
+    head = b"Event: Newchannel\r\nChannel: PJSIP/trunk-mno-00000007\r\nCallerIDNum: "
+    later = (b"Event: Newstate\r\nChannel: PJSIP/trunk-mno-00000007\r\nCallerIDNum: 0812\r\n"
+             b"CallerIDName: n\r\nConnectedLineNum: c\r\nUniqueid: 1.7\r\nLinkedid: 1.7\r\n\r\n")
+    out = verdicts(head + text + tail + later)
+    assert [(v.event, v.get("Linkedid"), v.get(INJECTED_FIELD)) for v in events(out)] == [
+        ("Newchannel", "1.7", "CallerIDNum"), ("Newstate", "1.7", None)
+    ]
