@@ -217,7 +217,8 @@ class HealthServer:
             ("agi_sessions", "FastAGI sessions in progress", self._agi.active_sessions),
             ("audit_spool_backlog", "Spooled events not in the database", audit.spool_backlog),
             ("audit_database_up", "1 when the last audit commit succeeded", audit.db_available),
-            ("audit_lag_seconds", "Receive-to-commit lag of the latest audited event", lag_s),
+            ("audit_lag_seconds", "How far the audit writer is behind (0 when caught up)",
+             lag_s),
         )
         for name, text, value in gauges:
             yield GaugeMetricFamily(f"telephony_{name}", text, value=float(value))

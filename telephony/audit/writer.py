@@ -84,11 +84,14 @@ class WriterMetrics:
     stalled_s: float = 0.0
     """How long frames have waited without the writer taking any (0 when it keeps up)."""
     quarantined: int = 0
+    idle: bool = True
+    """Nothing was waiting for the writer at its last look."""
 
     @property
     def lag_s(self) -> float:
-        """How far behind the audit is: the latest commit's lag, or the stall if longer."""
-        latest = self.lag_ms[-1] / 1000 if self.lag_ms else 0.0
+        """How far behind the audit is: while frames wait, the latest commit's receive-to-
+        commit lag or the stall if longer; 0 once the writer has caught up."""
+        latest = self.lag_ms[-1] / 1000 if self.lag_ms and not self.idle else 0.0
         return max(latest, self.stalled_s)
 
 
@@ -118,9 +121,10 @@ class AuditWriter:
         self._quarantine = Quarantine(
             quarantine_path or spool_path.with_name(spool_path.stem + "-quarantine.jsonl")
         )
-        self._quarantined_keys: set[tuple[int, str]] = set()
+        self._quarantined_keys: set[tuple[int, int]] = set()
         self._progress_at = time.monotonic()
         self._waiting_since: float | None = None
+        self._idle = True
         self._checkpoints = CheckpointLog(checkpoint_path, checkpoint_key)
         self._checkpoint_interval_s = checkpoint_interval_s
         self._checkpoint_every = checkpoint_every
@@ -172,6 +176,7 @@ class AuditWriter:
                 alive=thread is None or thread.is_alive() or self._stopping.is_set(),
                 stalled_s=max(0.0, stalled),
                 quarantined=self._quarantine.count,
+                idle=self._idle,
                 events_written=self._written,
                 duplicates_skipped=self._duplicates,
                 events_spooled=self._spooled,
@@ -206,7 +211,9 @@ class AuditWriter:
         try:
             first = self._events.get(timeout=_IDLE_POLL_S) if block else self._events.get_nowait()
         except queue.Empty:
+            self._idle = not self._spool.backlog
             return []
+        self._idle = False
         self._waiting_since = time.monotonic()
         batch: list[Frame | Quarantined] = [first]
         deadline = time.monotonic() + self._batch_wait_s
@@ -245,7 +252,7 @@ class AuditWriter:
     def _reject(
         self, parts: Sequence[Frame], reason: str, linkedid: str, source: str
     ) -> None:
-        key = (parts[0].received_ns if parts else 0, reason)
+        key = (parts[0].received_ns if parts else 0, hash(tuple(p.fields for p in parts)))
         if key in self._quarantined_keys:
             return  # a replay of a frame already quarantined
         self._quarantined_keys.add(key)

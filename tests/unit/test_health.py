@@ -284,7 +284,8 @@ def test_metrics_expose_gauges_counters_and_histograms(
     health, monitor = server
     ami, agi, writer = probes
     writer.state = replace(
-        writer.state, events_written=42, spool_backlog=3, db_available=False, lag_ms=(5.0, 250.0)
+        writer.state, events_written=42, spool_backlog=3, db_available=False, lag_ms=(5.0, 250.0),
+        idle=False,
     )
     agi.active_sessions = 2
     monitor.observe(ev("Newchannel", 1, Uniqueid="a.1", Linkedid="a.1"))
