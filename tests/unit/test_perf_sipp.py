@@ -62,7 +62,7 @@ def test_render_fills_placeholders_and_refuses_missing_ones(tmp_path: Path) -> N
 @pytest.mark.parametrize("name", ["caller.xml", "operator.xml", "register.xml", "flood.xml"])
 def test_every_scenario_renders_to_well_formed_xml(name: str, tmp_path: Path) -> None:
     values = {"answer_ms": 1, "dtmf_pcap": sipp.DTMF_PCAP, "audio": "", "headers": IDENTITY,
-              "content_type": SDP_TYPE, "body": SDP}
+              "content_type": SDP_TYPE, "body": SDP, "user": "[field0]", "service": "[service]"}
     text = sipp.render(name, tmp_path, **values).read_text()
     ET.fromstring(text.split("\n", 2)[2])  # past the XML declaration and the DOCTYPE
 
