@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,9 +172,8 @@ def write_config(path: Path, text: str) -> None:
     """Write a rendered file atomically; a file in SECRET_FILES is created 0640, in the
     group of its directory (Asterisk's), before a byte of it is written."""
     secret = path.name in SECRET_FILES
-    tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
+    # One temporary name per writer: `operators add` may re-render while `asterisk up` does.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_MODE if secret else PUBLIC_MODE)
     try:
         with os.fdopen(fd, "w") as fh:
