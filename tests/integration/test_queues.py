@@ -338,6 +338,10 @@ def test_an_operator_dialling_the_handover_code_without_a_call_is_refused(
         call.wait_disconnected(10)
         assert call.last_status_code == 403, call
         assert call.confirmed_at is None
+        # Nor does the phone reach anything else, e.g. a number through the trunk.
+        other = a1.call(f"sip:081234567890@{box.sip_target}")
+        other.wait_disconnected(10)
+        assert other.last_status_code == 404, other
     assert not [s for s in ami.seen if s.frame.event == "QueueCallerJoin"
                 and (s.frame.get("Channel") or "").startswith("PJSIP/a1-")]
     assert not [s for s in ami.seen if s.frame.get("UserEvent") == "Handover"]
