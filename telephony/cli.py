@@ -19,14 +19,16 @@ from telephony import __version__, logs
 from telephony import config as config_mod
 from telephony.audit import commands as audit_commands
 from telephony.config import resolve_path
+from telephony.location import RegionDataError, load_regions
 from telephony.location import commands as location_commands
-from telephony.location import load_regions
 from telephony.operators import commands as operator_commands
-from telephony.operators.roster import load_roster
+from telephony.operators.roster import RosterError, load_roster
 from telephony.pbx import commands as deploy_commands
 from telephony.pbx import deploy, sandbox
 from telephony.pbx.process import AsteriskError
 from telephony.pbx.provision import ProvisionError
+from telephony.pbx.render import RenderError
+from telephony.pbx.trunks import TrunkError
 
 log = structlog.get_logger(__name__)
 
@@ -161,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(config.service.log_level, config.service.log_format, stream)
     try:
         status: int = args.handler(config, args)
-    except (ProvisionError, AsteriskError, deploy.DeployError) as exc:
+    except (ProvisionError, AsteriskError, deploy.DeployError, RosterError, TrunkError,
+            RegionDataError, RenderError) as exc:
         print(f"telephony: {exc}", file=sys.stderr)
         return 1
     return status

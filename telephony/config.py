@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from telephony.pbx import values
+
 ENV_PREFIX = "TELEPHONY_"
 DEFAULT_CONFIG_FILE = Path("config/telephony.toml")
 
@@ -71,22 +73,23 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class AsteriskConfig:
-    runtime_dir: str = "var/asterisk"
-    cache_dir: str = "~/.cache/telephony"
-    binary: str = "auto"
-    sip_bind: str = "127.0.0.1"
+    # Every value below that Asterisk's config receives is checked by telephony.pbx.values.
+    runtime_dir: str = _checked("var/asterisk", values.path)
+    cache_dir: str = _checked("~/.cache/telephony", values.path)
+    binary: str = _checked("auto", values.path)
+    sip_bind: str = _checked("127.0.0.1", values.address)
     sip_port: int = _checked(5060, _port)
-    ami_bind: str = "127.0.0.1"
+    ami_bind: str = _checked("127.0.0.1", values.address)
     ami_port: int = _checked(5038, _port)
     # AMI over TLS on ami_bind; 0: none. The only way AMI may leave loopback.
     ami_tls_port: int = _checked(0, _port_or_off)
     # SIP over TLS for operators' phones on sip_bind; 0: no TLS transport.
     tls_port: int = _checked(0, _port_or_off)
-    tls_cert_file: str = ""
-    tls_key_file: str = ""
+    tls_cert_file: str = _checked("", values.path)
+    tls_key_file: str = _checked("", values.path)
     # What telephony's AMI client verifies Asterisk's certificate against; "": system CAs.
     tls_ca_file: str = ""
-    trunk_address: str = "127.0.0.2"
+    trunk_address: str = _checked("127.0.0.2", values.network)
     trunks_file: str = "config/trunks.toml"
     timer_t1: int = _checked(500, _positive)
     boot_timeout_s: float = _checked(60.0, _positive)
@@ -94,7 +97,7 @@ class AsteriskConfig:
 
 @dataclass(frozen=True)
 class AGIConfig:
-    bind: str = "127.0.0.1"
+    bind: str = _checked("127.0.0.1", values.address)
     port: int = _checked(4573, _port)
     session_budget_s: float = _checked(11.0, _positive)
     dialplan_guard_s: int = _checked(12, _positive)
@@ -104,8 +107,8 @@ class AGIConfig:
 
 @dataclass(frozen=True)
 class AMIConfig:
-    username: str = "telephony"
-    secret: str = ""
+    username: str = _checked("telephony", values.token)
+    secret: str = _checked("", values.secret)
     keepalive_s: float = _checked(5.0, _positive)
     # Networks allowed to log in besides loopback; required when AMI leaves loopback.
     permit: tuple[str, ...] = _checked((), _networks)
@@ -113,8 +116,8 @@ class AMIConfig:
 
 @dataclass(frozen=True)
 class IVRConfig:
-    prompts_dir: str = "ivr_prompts"
-    default_queue: str = "prov-35"
+    prompts_dir: str = _checked("ivr_prompts", values.path)
+    default_queue: str = _checked("prov-35", values.queue)
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ class OperatorsConfig:
     overflow_s: int = _checked(20, _positive)
     wrapup_s: int = _checked(5, _positive)
     # Feature code prefix for handing a call over to another regency: *8 + regency digits.
-    handover_prefix: str = "*8"
+    handover_prefix: str = _checked("*8", values.dial_code)
     # Operators' phones must use TLS and SRTP; needs asterisk.tls_port.
     require_tls: bool = False
 
@@ -153,10 +156,10 @@ class OperatorsConfig:
 @dataclass(frozen=True)
 class CallbacksConfig:
     # The number a called-back citizen sees: the centre's own.
-    centre_number: str = "112"
-    centre_name: str = "112 Jawa Timur"
+    centre_number: str = _checked("112", values.number)
+    centre_name: str = _checked("112 Jawa Timur", values.name)
     # Where calls to citizens leave, e.g. sip:127.0.0.2:5060 (the network's SIP side).
-    trunk_contact: str = ""
+    trunk_contact: str = _checked("", values.sip_uri)
     # Repeated abandoned calls from one number within this window join one callback item.
     merge_window_s: int = _checked(1800, _positive)
     # A caller who hangs up before the welcome has been heard is not called back.
@@ -166,7 +169,7 @@ class CallbacksConfig:
 @dataclass(frozen=True)
 class RecordingConfig:
     enabled: bool = True
-    directory: str = "var/recordings"
+    directory: str = _checked("var/recordings", values.path)
     # 0 keeps recordings forever.
     retention_days: int = _checked(90, lambda v: None if v >= 0 else "expected 0 or more")
 

@@ -37,6 +37,10 @@ _CENTRE_LENGTH = {
     "Ellipsoid": "semiMajorAxis",
 }
 _MAX_SHAPES = 16
+# A real PIDF-LO nests about ten deep (presence/tuple/status/geopriv/location-info/Polygon/
+# exterior/LinearRing/pos). ElementTree serialises and copies recursively, so a hostile
+# document nested a thousand deep would raise RecursionError far from here: refuse it first.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,17 @@ def _shape(element: ET.Element) -> Shape:
     return Shape(kind, None, None, None, raw)
 
 
+def _deeper_than(root: ET.Element, limit: int) -> bool:
+    """Whether any element sits more than `limit` levels below the root (iteratively)."""
+    level: list[tuple[ET.Element, int]] = [(root, 1)]
+    while level:
+        element, depth = level.pop()
+        if depth > limit:
+            return True
+        level.extend((child, depth + 1) for child in element)
+    return False
+
+
 def parse_pidf(document: str | bytes) -> PidfLocation | Unparsed:
     """Parse a PIDF-LO document into its shapes; never raises, never fetches anything."""
     data = document.encode("utf-8", errors="replace") if isinstance(document, str) else document
@@ -104,6 +119,8 @@ def parse_pidf(document: str | bytes) -> PidfLocation | Unparsed:
         return Unparsed(document, "xml-forbidden")
     except (ET.ParseError, ValueError, RecursionError):
         return Unparsed(document, "bad-xml")
+    if _deeper_than(root, MAX_DEPTH):
+        return Unparsed(document, "too-deep")
     if root.tag != f"{{{NS_PIDF}}}presence":
         return Unparsed(document, "not-pidf")
     shapes: list[Shape] = []

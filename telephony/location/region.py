@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from telephony.location.geometry import distance_m, valid_position
+from telephony.pbx import values
 
 # Reference points only approximate borders, so two regencies closer than this to being
 # equally near are both reported.
@@ -125,6 +126,9 @@ def _regency(entry: Any, province: str) -> Regency:
     name, points, neighbours = entry.get("name"), entry.get("points"), entry.get("neighbours", [])
     if not isinstance(name, str) or not name:
         raise RegionDataError(f"{where}: missing name")
+    # Regency names are rendered into queues_112.conf.
+    if problem := values.name(name):
+        raise RegionDataError(f"{where}: name {name!r} {problem}")
     if not isinstance(points, list) or not points:
         raise RegionDataError(f"{where}: needs at least one point")
     if not isinstance(neighbours, list) or not all(isinstance(n, str) for n in neighbours):
@@ -169,4 +173,7 @@ def load_regions(path: str | Path) -> Regions:
                 raise RegionDataError(
                     f"regency {regency.code}: {neighbour} does not list it back as a neighbour"
                 )
-    return Regions(code, str(province.get("name", "")), max_distance_m, regencies)
+    province_name = str(province.get("name", ""))
+    if province_name and (problem := values.name(province_name)):
+        raise RegionDataError(f"{path}: [province] name {province_name!r} {problem}")
+    return Regions(code, province_name, max_distance_m, regencies)

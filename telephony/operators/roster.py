@@ -16,6 +16,7 @@ from pathlib import Path
 import tomlkit
 
 from telephony.location.region import Regions, queue_name
+from telephony.pbx import values
 
 REALM = "112"
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]{1,31}")
@@ -67,9 +68,16 @@ def _operator(entry: object, regions: Regions, where: str) -> Operator:
     if not languages or any(lang not in LANGUAGES for lang in languages):
         raise RosterError(f"{where}: languages must be among {', '.join(LANGUAGES)}")
     queues = tuple(str(q) for q in entry.get("queues", []))
+    for queue in queues:
+        if problem := values.queue(queue):
+            raise RosterError(f"{where}: queues: {queue!r}: {problem}")
+    # The name is the phone's caller-ID display in pjsip_112.conf.
+    name = str(entry.get("name") or op_id)
+    if problem := values.name(name):
+        raise RosterError(f"{where}: name {name!r} {problem}")
     return Operator(
         id=op_id,
-        name=str(entry.get("name") or op_id),
+        name=name,
         regency=regency,
         ha1=digest,
         languages=languages,

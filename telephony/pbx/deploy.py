@@ -21,9 +21,17 @@ import structlog
 
 from telephony.agi.ivr import LANGUAGES
 from telephony.config import Config, resolve_path
+from telephony.location import load_regions
+from telephony.operators.roster import load_roster
 from telephony.pbx.check import CLI, Problem, check
 from telephony.pbx.process import AsteriskError
-from telephony.pbx.render import INCLUDE_FILES, is_ours, render_includes
+from telephony.pbx.render import (
+    INCLUDE_FILES,
+    is_ours,
+    render_includes,
+    up_to_date,
+    write_config,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -118,8 +126,24 @@ def includes(config: Config) -> dict[str, str]:
     return render_includes(config, config.ami.secret)
 
 
+def refuse_demo_accounts(config: Config) -> None:
+    """A plain `password` in the roster is for the sandbox's demo operators only: it is
+    printed by scripts/run and sits in a file many can read. Production needs ha1."""
+    roster = resolve_path(config.operators.file)
+    regions = load_regions(resolve_path(config.location.regions_file))
+    demo = [op.id for op in load_roster(roster, regions) if op.demo_password is not None]
+    if demo:
+        raise DeployError(
+            f"{roster}: operator(s) {', '.join(demo)} have a plain password (demo accounts): "
+            "remove them, and add real operators with `telephony operators add`, which "
+            "stores only ha1"
+        )
+
+
 def render(config: Config, target: Path) -> Rendered:
-    """Write our include files into `target`; refuse to replace a file we did not write."""
+    """Write our include files into `target`; refuse to replace a file we did not write,
+    and refuse the demo accounts."""
+    refuse_demo_accounts(config)
     files = includes(config)
     foreign = [target / n for n in files if (target / n).exists() and not is_ours(target / n)]
     if foreign:
@@ -129,12 +153,10 @@ def render(config: Config, target: Path) -> Rendered:
     written, unchanged = [], []
     for name, text in files.items():
         path = target / name
-        if path.exists() and path.read_text() == text:
+        if up_to_date(path, text):
             unchanged.append(path)
             continue
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_config(path, text)
         written.append(path)
     return Rendered(tuple(written), tuple(unchanged), include_lines())
 

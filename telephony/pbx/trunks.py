@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from telephony.config import Config
+from telephony.pbx import values
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
 _CODECS = ("ulaw", "alaw", "g722", "opus", "gsm")
@@ -76,9 +77,11 @@ def _trunk(entry: object, where: str) -> Trunk:
     flags["pidf_lo"] = entry.get("pidf_lo", False)
     if not all(isinstance(v, bool) for v in flags.values()):
         raise TrunkError(f"{where}: trust_identity, trust_location and pidf_lo are true or false")
+    outbound = str(entry.get("outbound", ""))
+    if problem := values.sip_uri(outbound):
+        raise TrunkError(f"{where}: outbound {outbound!r}: {problem}")
     return Trunk(name, tuple(str(n) for n in networks), codecs, flags["trust_identity"],
-                 flags["trust_location"], dtmf, str(entry.get("outbound", "")),
-                 flags["pidf_lo"])
+                 flags["trust_location"], dtmf, outbound, flags["pidf_lo"])
 
 
 def load_trunks(path: Path, config: Config) -> tuple[Trunk, ...]:

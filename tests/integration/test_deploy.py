@@ -21,6 +21,7 @@ from telephony.pbx.render import INCLUDE_FILES, Layout, write_sandbox
 from tests.conftest import Sandbox, sandbox_config
 from tests.support.ami import watching
 from tests.support.sipp import SippResult, run_scenario
+from tests.unit.test_pbx import production_roster
 
 pytestmark = pytest.mark.asterisk
 
@@ -50,7 +51,10 @@ def with_theirs(
 ) -> Sandbox:
     """An Asterisk with contexts and endpoints of its own; `deployed=False` is how it looks
     before our first deploy: none of our files and no #include lines for them."""
-    config = sandbox_config(root, "ami.secret=deploy-test-secret", *overrides)
+    # Production rosters hold HA1 digests only: deploy refuses the demo accounts.
+    roster = production_roster(root)
+    config = sandbox_config(root, "ami.secret=deploy-test-secret", f"operators.file={roster}",
+                            *overrides)
     layout = Layout(Path(config.asterisk.runtime_dir))
     write_sandbox(config, install, layout)
     for main, ours in MAIN_FILES.items():

@@ -329,6 +329,24 @@ def test_adding_and_removing_an_operator_reloads_pjsip_without_dropping_a_call(
         call.wait_disconnected(10)
 
 
+def test_an_operator_dialling_the_handover_code_without_a_call_is_refused(
+    box: Sandbox, ami: Watcher
+) -> None:
+    # Issue 12 (6d): the operator's own channel used to be queued as if it were a caller.
+    with operator(box, "a1") as a1:
+        call = a1.call(f"sip:*83578@{box.sip_target}")
+        call.wait_disconnected(10)
+        assert call.last_status_code == 403, call
+        assert call.confirmed_at is None
+        # Nor does the phone reach anything else, e.g. a number through the trunk.
+        other = a1.call(f"sip:081234567890@{box.sip_target}")
+        other.wait_disconnected(10)
+        assert other.last_status_code == 404, other
+    assert not [s for s in ami.seen if s.frame.event == "QueueCallerJoin"
+                and (s.frame.get("Channel") or "").startswith("PJSIP/a1-")]
+    assert not [s for s in ami.seen if s.frame.get("UserEvent") == "Handover"]
+
+
 def test_operator_hands_a_call_over_to_another_regency_keeping_its_data(
     box: Sandbox, ami: Watcher
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from telephony.pbx.provision import AsteriskInstall
 from tests.conftest import Sandbox, start_sandbox
+from tests.support.ami import watching
 from tests.support.sipp import run_scenario
 
 pytestmark = pytest.mark.asterisk
@@ -40,6 +41,32 @@ def test_trunk_call_to_112_is_answered_and_queued(no_leaks: Sandbox) -> None:
         r["context"] == "emergency-112" and r["exten"] == "queue" for r in rows
     ), events
     assert rows[-1]["event"] == "LINKEDID_END"
+
+
+@pytest.mark.parametrize(
+    ("user", "logged"),
+    [("sos@", "sos"), ("", "s"), ("5@", "5"), ("SOS%3Bx%3D%5Bevil%5D@", "SOSxevil")],
+    ids=["word", "no-user-part", "one-digit", "odd-characters"],
+)
+def test_whatever_the_trunk_dials_is_answered_as_112_and_logged_filtered(
+    no_leaks: Sandbox, user: str, logged: str
+) -> None:
+    # Issue 12 (5): these got a 404 from PJSIP before the dialplan ran.
+    target = no_leaks.sip_target
+    log = no_leaks.layout.log / "messages.log"
+    before = log.stat().st_size if log.exists() else 0
+    with watching(no_leaks.config) as ami:
+        result = run_scenario("uac_trunk_uri.xml", target, workdir=no_leaks.workdir,
+                              extra=("-key", "ruri", f"sip:{user}{target}", "-d", "2500"))
+        assert result.ok, result.output + result.errors
+        joined = ami.wait_for("QueueCallerJoin", timeout=5)
+    # The IVR is not running here: the call failed open into the default queue, as 112.
+    assert joined.frame.get("Queue") == no_leaks.config.ivr.default_queue
+    with log.open(errors="replace") as fh:
+        fh.seek(before)
+        lines = [ln for ln in fh if "from the trunk, handled as 112" in ln]
+    assert any(f"unexpected number {logged} from the trunk" in ln for ln in lines), lines
+    assert no_leaks.wait_no_channels() == 0
 
 
 @pytest.mark.parametrize("source", ["127.0.0.3", "127.0.0.1"])

@@ -3,9 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from telephony.location.body import body_parts, find_pidf
-from telephony.location.pidf import PidfLocation, parse_pidf
+from telephony.location.pidf import MAX_DEPTH, PidfLocation, parse_pidf
 from telephony.location.unparsed import MAX_BODY_BYTES, Unparsed
 
 DATA = Path(__file__).parent / "data" / "location"
@@ -166,3 +168,29 @@ def test_indented_body_as_a_test_harness_may_send_it() -> None:
     part = find_pidf("multipart/mixed;boundary=loc-boundary", body, "loc-1@mno.example")
     assert not isinstance(part, Unparsed) and part.content_id == "loc-1@mno.example"
     assert isinstance(parse_pidf(part.data), PidfLocation)
+
+
+def _nested(depth: int, leaf: str = "a") -> str:
+    """A PIDF-LO whose location-info holds `depth` nested elements."""
+    return (
+        '<presence xmlns="urn:ietf:params:xml:ns:pidf" '
+        'xmlns:gp="urn:ietf:params:xml:ns:pidf:geopriv10"><tuple><status><gp:geopriv>'
+        f'<gp:location-info>{f"<{leaf}>" * depth}{f"</{leaf}>" * depth}</gp:location-info>'
+        "</gp:geopriv></status></tuple></presence>"
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=MAX_DEPTH, max_value=(MAX_BODY_BYTES - 300) // 7))
+def test_deep_nesting_is_unparsed_not_a_recursion_error(depth: int) -> None:
+    # Issue 12: 1,100 levels raised RecursionError out of parse_pidf.
+    document = _nested(depth)
+    assert len(document) <= MAX_BODY_BYTES
+    result = parse_pidf(document)
+    assert isinstance(result, Unparsed) and result.reason == "too-deep", result
+
+
+def test_nesting_within_the_bound_still_parses() -> None:
+    result = parse_pidf(_nested(MAX_DEPTH - 6))
+    assert isinstance(result, PidfLocation)
+    assert result.shapes[0].kind == "a"

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from telephony.config import load
+from telephony.operators.roster import ha1
 from telephony.pbx.provision import AsteriskInstall, parse_major
 from telephony.pbx.render import INCLUDE_FILES, Layout, render_sandbox
 
@@ -22,6 +23,15 @@ from telephony.pbx.render import INCLUDE_FILES, Layout, render_sandbox
 )
 def test_parse_major(text: str, major: int) -> None:
     assert parse_major(text) == major
+
+
+def production_roster(directory: Path) -> Path:
+    """A roster as production has it: HA1 digests only, no demo passwords."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "operators.toml"
+    path.write_text('[[operator]]\nid = "op1"\nregency = "35.73"\n'
+                    f'ha1 = "{ha1("op1", "a-long-secret")}"\n')
+    return path
 
 
 def _render(tmp_path: Path, *overrides: str) -> dict[str, str]:
@@ -85,7 +95,8 @@ def test_deploy_render_writes_marked_includes_and_never_overwrites_foreign(
     from telephony.pbx.deploy import DeployError, render
     from telephony.pbx.render import MARKER
 
-    config = load(None, env={}, overrides=["ami.secret=prod-secret"])
+    roster = production_roster(tmp_path / "roster")
+    config = load(None, env={}, overrides=["ami.secret=prod-secret", f"operators.file={roster}"])
     first = render(config, tmp_path)
     assert {p.name for p in first.written} == set(INCLUDE_FILES)
     assert all(p.read_text().startswith(MARKER + "\n") for p in first.written)
@@ -98,4 +109,4 @@ def test_deploy_render_writes_marked_includes_and_never_overwrites_foreign(
         render(config, tmp_path)
     assert theirs.read_text() == "[their-queue]\n"
     with pytest.raises(DeployError, match=r"ami\.secret"):
-        render(load(None, env={}), tmp_path / "other")
+        render(load(None, env={}, overrides=[f"operators.file={roster}"]), tmp_path / "other")
