@@ -93,6 +93,12 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+def _as_from_a_terminal() -> None:
+    # A shell ignores SIGINT in what it starts in the background, and the ignoring is
+    # inherited (CI may start the suite so): scripts/run gets SIGINT as from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def quick_start(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Config, Path]]:
     roster = tmp_path / "operators.toml"
@@ -105,7 +111,7 @@ def quick_start(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Config,
         script = subprocess.Popen(
             [str(ROOT / "scripts" / "run"), "--log-format", "json", *as_set_flags(config)],
             stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-            env=env, start_new_session=True,
+            env=env, start_new_session=True, preexec_fn=_as_from_a_terminal,
         )
     try:
         yield script, config, output
