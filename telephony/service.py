@@ -25,6 +25,7 @@ from telephony.audit.recording import RecordingSealer
 from telephony.callbacks.items import sweep
 from telephony.config import Config, resolve_path
 from telephony.control import ami_connection
+from telephony.edge.pidf import validator_for
 from telephony.health import Monitor, health_component
 from telephony.location import SqlCellDatabase, SqlRouteTable, load_regions
 from telephony.location.router import LocationRouter
@@ -180,8 +181,10 @@ def components(config: Config) -> list[Component]:
     )
     keeper.ami = ami
     agi = agi_component(config, router, monitor.agi_timings)
+    # Behind the edge, Kamailio asks this process whether a PIDF-LO is safe for Asterisk.
+    edge: list[Component] = [validator_for(config)] if config.edge.enabled else []
     return [
-        writer, sealer, keeper, ami, CallbackSweeper(config, engine), agi,
+        writer, sealer, keeper, ami, CallbackSweeper(config, engine), agi, *edge,
         health_component(config, monitor, ami=ami, agi=agi, writer=writer),
     ]
 
