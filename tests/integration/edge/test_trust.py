@@ -27,7 +27,7 @@ def history(edge: Edge) -> list[tuple[int, str, str]]:
 def hostile(edge: Edge, source: str = "127.0.0.2", **keys: str) -> tuple[bool, str]:
     values = {"ruri": "112", "from": "081234567890", "display": "", "to": "112",
               "pai": "X-None: 1", **keys}
-    extra: list[str] = []
+    extra: list[str] = ["-d", "3000"]
     for key, value in values.items():
         extra += ["-key", key, value]
     result = run_scenario(HOSTILE, edge.target, source=source, workdir=edge.box.workdir,
