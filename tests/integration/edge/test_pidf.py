@@ -1,0 +1,93 @@
+"""Location by value behind the edge, with location.pidf_lo = true on the Asterisk behind it:
+a well-formed PIDF-LO reaches Asterisk and routes by its point; one without <usage-rules>
+(which crashes Asterisk 22.10.1 with this setting) is stripped, and the call goes on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.edge.conftest import Edge
+from tests.support.ami import Watcher, watching
+from tests.support.service import ServiceProcess
+from tests.support.sipp import SippResult, run_scenario
+
+pytestmark = pytest.mark.asterisk
+
+SURABAYA = ("-7.2575", "112.7521")
+RULES = "<gp:usage-rules/>"
+NO_RULES = "<!-- no usage-rules -->"
+
+
+@pytest.fixture
+def served(quiet_edge: Edge, tmp_path: Path) -> Iterator[tuple[Edge, Watcher]]:
+    """`telephony serve` in edge mode: the IVR, and the validator Kamailio asks."""
+    proc = ServiceProcess(quiet_edge.box.config, tmp_path / "serve.log")
+    try:
+        proc.wait_ready()
+        with watching(quiet_edge.box.config) as ami:
+            yield quiet_edge, ami
+    finally:
+        proc.stop()
+
+
+def pidf_call(edge: Edge, number: str, rules: str, tag: str) -> SippResult:
+    return run_scenario(
+        "uac_112_pidf.xml", edge.target, workdir=edge.box.workdir, timeout_s=40,
+        extra=("-d", "12000", "-cid_str", f"{tag}-%u-%p@%s",
+               "-key", "pai", f"<sip:{number}@mno.example>", "-key", "lat", SURABAYA[0],
+               "-key", "lon", SURABAYA[1], "-key", "rules", rules),
+    )  # fmt: skip
+
+
+def located(ami: Watcher, number: str) -> dict[str, str]:
+    join = ami.wait_for("QueueCallerJoin", lambda f: f.get("CallerIDNum") == number, timeout=30)
+    linkedid = join.frame.get("Linkedid")
+    event = ami.wait_for("UserEvent", lambda f: f.get("UserEvent") == "IVRLocation"
+                         and f.get("Linkedid") == linkedid, timeout=5)
+    return {"JoinedQueue": join.frame.get("Queue") or "", **dict(event.frame.fields)}
+
+
+def test_a_well_formed_pidf_lo_reaches_asterisk_and_routes_by_its_point(
+    served: tuple[Edge, Watcher],
+) -> None:
+    edge, ami = served
+    kept = edge.stats().counter("pidf_kept")
+    result = pidf_call(edge, "081230000021", RULES, "kept")
+    facts = located(ami, "081230000021")
+    assert result.ok, result.output + result.errors
+    assert facts["JoinedQueue"] == "reg-3578" and facts["RegencyCode"] == "35.78"
+    assert facts["Source"] in ("pidf-lo", "geoloc-profile")
+    assert edge.stats().counter("pidf_kept") == kept + 1
+
+
+def test_a_pidf_lo_without_usage_rules_is_stripped_and_the_call_is_queued(
+    served: tuple[Edge, Watcher],
+) -> None:
+    edge, ami = served
+    stripped = edge.stats().counter("pidf_stripped")
+    result = pidf_call(edge, "081230000022", NO_RULES, "norules")
+    facts = located(ami, "081230000022")
+    assert result.ok, result.output + result.errors
+    assert facts["JoinedQueue"] == "prov-35" and facts["Source"] == ""
+    assert edge.stats().counter("pidf_stripped") == stripped + 1
+    lines = [line for line in edge.kamailio.layout.log.read_text().splitlines()
+             if "edge.pidf_stripped call_id=norules-" in line]
+    assert len(lines) == 1 and "verdict=strip no-usage-rules" in lines[0], lines
+    assert edge.box.wait_no_channels() == 0  # and Asterisk still answers its CLI
+    assert edge.box.asterisk.pid() is not None
+
+
+def test_without_the_validator_every_pidf_lo_is_stripped_and_the_call_goes_on(
+    quiet_edge: Edge,
+) -> None:
+    """Nobody answers Kamailio's question (telephony serve is down): even a well-formed
+    PIDF-LO is stripped, because an unchecked one could stop Asterisk."""
+    stripped = quiet_edge.stats().counter("pidf_stripped")
+    with watching(quiet_edge.box.config) as ami:
+        result = pidf_call(quiet_edge, "081230000023", RULES, "unchecked")
+        ami.wait_for("QueueCallerJoin", lambda f: f.get("CallerIDNum") == "081230000023")
+    assert result.ok, result.output + result.errors
+    assert quiet_edge.stats().counter("pidf_stripped") == stripped + 1
