@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import structlog
 
@@ -56,10 +57,9 @@ class Kamailio:
     def pid(self) -> int | None:
         try:
             pid = int(self.layout.pidfile.read_text().strip())
-            os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        return pid if _alive(pid) else None
 
     def start(self, boot_timeout: float = BOOT_TIMEOUT_S) -> None:
         """Start in the foreground (-DD) as our child; ready once JSON-RPC answers."""
@@ -117,9 +117,19 @@ class Kamailio:
                 return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not _alive(pid):
                 return True
             time.sleep(0.05)
         return False
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs; a zombie (started by an earlier `edge up`, never reaped) does not."""
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"

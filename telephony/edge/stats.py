@@ -16,6 +16,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from telephony.config import Config
 from telephony.edge.render import COUNTERS, EdgeError
 
 RPC_TIMEOUT_S = 2.0
@@ -118,3 +119,8 @@ class EdgeCollector:
             gauge = GaugeMetricFamily(f"telephony_edge_{group}_{name}", text)
             gauge.add_metric([], stats.values.get(f"{group}.{name}", 0))
             yield gauge
+
+
+def edge_collector(config: Config) -> EdgeCollector:
+    # JSON-RPC listens on loopback only (kamailio/kamailio.cfg).
+    return EdgeCollector(RpcClient("127.0.0.1", config.edge.rpc_port))

@@ -4,6 +4,7 @@ a well-formed PIDF-LO reaches Asterisk and routes by its point; one without <usa
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +62,11 @@ def test_a_well_formed_pidf_lo_reaches_asterisk_and_routes_by_its_point(
     assert facts["JoinedQueue"] == "reg-3578" and facts["RegencyCode"] == "35.78"
     assert facts["Source"] in ("pidf-lo", "geoloc-profile")
     assert edge.stats().counter("pidf_kept") == kept + 1
+    health = edge.box.config.health
+    with urllib.request.urlopen(f"http://{health.bind}:{health.port}/metrics", timeout=5) as page:
+        metrics = page.read().decode()
+    assert "telephony_edge_up 1.0" in metrics
+    assert f"telephony_edge_pidf_kept_total {kept + 1}.0" in metrics
 
 
 def test_a_pidf_lo_without_usage_rules_is_stripped_and_the_call_is_queued(
