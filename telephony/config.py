@@ -186,7 +186,7 @@ class EdgeConfig:
     port: int = _checked(5062, _port)
     # Kamailio's own address toward Asterisk: the only source Asterisk accepts trunk calls
     # from in edge mode; it identifies the trunk by the X-Telephony-Trunk header instead.
-    inside_address: str = "127.0.0.3"
+    inside_address: str = "127.0.0.10"
     inside_port: int = _checked(5060, _port)
     # JSON-RPC over HTTP (statistics, reloads); always on loopback.
     rpc_port: int = _checked(5065, _port)

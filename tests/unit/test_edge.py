@@ -67,7 +67,7 @@ def test_direct_mode_identifies_trunks_by_address_and_edge_mode_by_the_edges_hea
     assert "identify_by" not in direct
     edge = _pjsip(tmp_path / "edge", "edge.enabled=true")
     assert f"match_header = {TRUNK_HEADER}: mno" in edge and "match = 127.0.0.2" not in edge
-    assert "identify_by = header" in edge and "permit = 127.0.0.3/255.255.255.255" in edge
+    assert "identify_by = header" in edge and "permit = 127.0.0.10/255.255.255.255" in edge
 
 
 def _body(rules: str = "<gp:usage-rules/>", cid: str = "loc@mno", pos: str = "-7.98 112.63",

@@ -1,11 +1,12 @@
 """A sandbox Asterisk in edge mode with a real Kamailio in front of it, on free ports.
 
 Two trunks: the default "mno" at 127.0.0.2 and "telco2" at 127.0.0.4. Kamailio talks to
-Asterisk from 127.0.0.3, the only address Asterisk accepts trunk calls from.
+Asterisk from 127.0.0.10, the only address Asterisk accepts trunk calls from.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +20,9 @@ from telephony.edge.stats import EdgeStats
 from telephony.pbx.provision import AsteriskInstall
 from tests.conftest import Sandbox, start_sandbox
 from tests.support.net import free_port
+from tests.support.sipp import run_scenario
 
-INSIDE = "127.0.0.3"
+INSIDE = "127.0.0.10"
 TRUNKS = """\
 [[trunk]]
 name = "telco2"
@@ -43,6 +45,28 @@ class Edge:
     def asterisk_history(self) -> str:
         """Every SIP message Asterisk received or sent since the edge fixture started."""
         return self.box.asterisk.cli("pjsip show history")
+
+
+HOSTILE = "../edge/scenarios/uac_hostile.xml"
+
+
+_ENTRY = re.compile(r"^(\d{5}) \d+ \* (?:<==|==>) (\S+)\s+(.*)$", re.MULTILINE)
+
+
+def history(edge: Edge) -> list[tuple[int, str, str]]:
+    """Asterisk's pjsip history: (number, peer address, first line) of every SIP message."""
+    return [(int(n), peer, line) for n, peer, line in _ENTRY.findall(edge.asterisk_history())]
+
+
+def hostile(edge: Edge, source: str = "127.0.0.2", **keys: str) -> tuple[bool, str]:
+    values = {"ruri": "112", "from": "081234567890", "display": "", "to": "112",
+              "pai": "X-None: 1", **keys}
+    extra: list[str] = ["-d", "3000"]
+    for key, value in values.items():
+        extra += ["-key", key, value]
+    result = run_scenario(HOSTILE, edge.target, source=source, workdir=edge.box.workdir,
+                          extra=tuple(extra), timeout_s=20)
+    return result.ok, result.output + result.errors
 
 
 def start_edge(install: AsteriskInstall, root: Path, *overrides: str) -> Edge:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.edge.conftest import Edge
+from tests.integration.edge.conftest import Edge, history
 from tests.support.ami import Watcher, watching
 from tests.support.service import ServiceProcess
 from tests.support.sipp import SippResult, run_scenario
@@ -43,6 +43,16 @@ def pidf_call(edge: Edge, number: str, rules: str, tag: str) -> SippResult:
     )  # fmt: skip
 
 
+def received_invite(edge: Edge, tag: str) -> str:
+    """The INVITE of call `tag` as Asterisk received it (its pjsip history)."""
+    for number, _, line in reversed(history(edge)):
+        if line.startswith("INVITE "):
+            entry = edge.box.asterisk.cli(f"pjsip show history entry {number}")
+            if f"Call-ID: {tag}-" in entry:
+                return entry
+    raise AssertionError(f"Asterisk received no INVITE for {tag}")
+
+
 def located(ami: Watcher, number: str) -> dict[str, str]:
     join = ami.wait_for("QueueCallerJoin", lambda f: f.get("CallerIDNum") == number, timeout=30)
     linkedid = join.frame.get("Linkedid")
@@ -62,6 +72,9 @@ def test_a_well_formed_pidf_lo_reaches_asterisk_and_routes_by_its_point(
     assert facts["JoinedQueue"] == "reg-3578" and facts["RegencyCode"] == "35.78"
     assert facts["Source"] in ("pidf-lo", "geoloc-profile")
     assert edge.stats().counter("pidf_kept") == kept + 1
+    invite = received_invite(edge, "kept")
+    assert "Geolocation: <cid:" in invite and "application/pidf+xml" in invite
+    assert "<gp:usage-rules/>" in invite and "<gml:pos>-7.2575 112.7521</gml:pos>" in invite
     health = edge.box.config.health
     with urllib.request.urlopen(f"http://{health.bind}:{health.port}/metrics", timeout=5) as page:
         metrics = page.read().decode()
@@ -79,6 +92,8 @@ def test_a_pidf_lo_without_usage_rules_is_stripped_and_the_call_is_queued(
     assert result.ok, result.output + result.errors
     assert facts["JoinedQueue"] == "prov-35" and facts["Source"] == ""
     assert edge.stats().counter("pidf_stripped") == stripped + 1
+    invite = received_invite(edge, "norules")
+    assert "Geolocation:" not in invite and "pidf" not in invite and "application/sdp" in invite
     lines = [line for line in edge.kamailio.layout.log.read_text().splitlines()
              if "edge.pidf_stripped call_id=norules-" in line]
     assert len(lines) == 1 and "verdict=strip no-usage-rules" in lines[0], lines

@@ -10,9 +10,8 @@ from __future__ import annotations
 import pytest
 
 from telephony.ami import Frame
-from tests.integration.edge.conftest import Edge
+from tests.integration.edge.conftest import Edge, history, hostile
 from tests.integration.edge.raw import invite
-from tests.integration.edge.test_trust import history, hostile
 from tests.support.ami import Watcher, watching
 
 pytestmark = pytest.mark.asterisk

@@ -6,34 +6,12 @@ import re
 
 import pytest
 
-from tests.integration.edge.conftest import Edge
+from tests.integration.edge.conftest import INSIDE, Edge, history, hostile
 from tests.integration.edge.raw import invite
 from tests.support.ami import watching
 from tests.support.sipp import run_scenario
 
 pytestmark = pytest.mark.asterisk
-
-HOSTILE = "../edge/scenarios/uac_hostile.xml"
-
-
-_ENTRY = re.compile(r"^(\d{5}) \d+ \* (?:<==|==>) (\S+)\s+(.*)$", re.MULTILINE)
-
-
-def history(edge: Edge) -> list[tuple[int, str, str]]:
-    """Asterisk's pjsip history: (number, peer address, first line) of every SIP message."""
-    return [(int(n), peer, line) for n, peer, line in _ENTRY.findall(edge.asterisk_history())]
-
-
-def hostile(edge: Edge, source: str = "127.0.0.2", **keys: str) -> tuple[bool, str]:
-    values = {"ruri": "112", "from": "081234567890", "display": "", "to": "112",
-              "pai": "X-None: 1", **keys}
-    extra: list[str] = ["-d", "3000"]
-    for key, value in values.items():
-        extra += ["-key", key, value]
-    result = run_scenario(HOSTILE, edge.target, source=source, workdir=edge.box.workdir,
-                          extra=tuple(extra), timeout_s=20)
-    return result.ok, result.output + result.errors
-
 
 def test_each_trunk_is_identified_by_the_edge_and_asterisk_sees_only_the_edge(
     quiet_edge: Edge,
@@ -47,7 +25,7 @@ def test_each_trunk_is_identified_by_the_edge_and_asterisk_sees_only_the_edge(
             ami.wait_for("Newchannel", lambda f, n=name: f.get("Channel", "").startswith(
                 f"PJSIP/trunk-{n}-"), timeout=10)
             entries = history(quiet_edge)[before:]
-            assert entries and all(peer.startswith("127.0.0.3:") for _, peer, _ in entries)
+            assert entries and all(peer.startswith(f"{INSIDE}:") for _, peer, _ in entries)
             number = next(n for n, _, line in entries if line.startswith("INVITE "))
             received = quiet_edge.box.asterisk.cli(f"pjsip show history entry {number}")
             assert received.count("X-Telephony-Trunk:") == 1, received
