@@ -40,7 +40,7 @@ def test_a_flooding_source_is_blocked_and_trunk_calls_are_answered_meanwhile(
          "-i", FLOODER, "-p", str(free_port(socket.SOCK_DGRAM, FLOODER)), "-s", "112",
          "-r", str(FLOOD_RATE), "-m", str(FLOOD_RATE * FLOOD_S), "-nostdin", "-nr",
          "-timeout", f"{FLOOD_S + 10}s", quiet_edge.target],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=quiet_edge.box.workdir,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=quiet_edge.box.workdir,
     )  # fmt: skip
     try:
         trunk = run_scenario(
@@ -48,7 +48,7 @@ def test_a_flooding_source_is_blocked_and_trunk_calls_are_answered_meanwhile(
             calls=TRUNK_CALLS, rate=TRUNK_RATE, timeout_s=TRUNK_CALLS / TRUNK_RATE + 30,
             extra=("-d", "1000", "-l", "30"),
         )  # fmt: skip
-        flood.wait(FLOOD_S + 20)
+        flooded, _ = flood.communicate(timeout=FLOOD_S + 20)
     finally:
         flood.kill()
         flood.wait()
@@ -56,9 +56,13 @@ def test_a_flooding_source_is_blocked_and_trunk_calls_are_answered_meanwhile(
     answered = successful(trunk.output)
     assert answered >= 0.99 * TRUNK_CALLS, trunk.output + trunk.errors
     assert after.counter("flood_blocked_sources") == before.counter("flood_blocked_sources") + 1
+    sent = successful(flooded)
     dropped = after.counter("flood_dropped") - before.counter("flood_dropped")
     refused = after.counter("refused_untrusted") - before.counter("refused_untrusted")
-    assert dropped > 0.9 * FLOOD_RATE * FLOOD_S and refused < 200, (dropped, refused)
+    # pike blocks after between 1x and 3x flood_requests in its 2 s window; every other
+    # request of the flood is dropped unanswered (a few may be lost in a full socket buffer).
+    assert refused <= 3 * quiet_edge.box.config.edge.flood_requests, refused
+    assert 0.95 * sent <= dropped + refused <= sent, (sent, dropped, refused)
     assert after.counter("rate_limited") == before.counter("rate_limited")
     # Still blocked once the flood has stopped: not even a 403 for its next INVITE.
     with pytest.raises(TimeoutError):
