@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 
 SDP = (b"v=0\r\no=c 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
@@ -16,6 +17,7 @@ _TO_TAG = re.compile(rb"\r\nTo:[^\r]*?;tag=([^\r;>]+)", re.IGNORECASE)
 class Exchange:
     statuses: list[int] = field(default_factory=list)
     final: bytes = b""
+    setup_s: float = 0.0  # INVITE sent to final response received
 
     @property
     def code(self) -> int:
@@ -50,12 +52,14 @@ def invite(
             return (head + extra + b"Content-Type: application/sdp\r\n"
                     + b"Content-Length: %d\r\n\r\n" % len(sdp) + sdp)
 
+        sent = time.perf_counter()
         sock.sendto(request(b"INVITE", 1), target)
         found = Exchange()
         while found.code < 200:
             data = sock.recv(65535)
             found.statuses.append(int(data.split(b" ", 2)[1]))
             found.final = data
+        found.setup_s = time.perf_counter() - sent
         if found.code < 300:
             tag = _TO_TAG.search(found.final)
             to_tag = tag.group(1) if tag else b""

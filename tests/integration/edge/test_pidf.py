@@ -4,6 +4,7 @@ a well-formed PIDF-LO reaches Asterisk and routes by its point; one without <usa
 
 from __future__ import annotations
 
+import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,16 +29,17 @@ def served(quiet_edge: Edge, tmp_path: Path) -> Iterator[tuple[Edge, Watcher]]:
     proc = ServiceProcess(quiet_edge.box.config, tmp_path / "serve.log")
     try:
         proc.wait_ready()
+        quiet_edge.forget_validator_failure()
         with watching(quiet_edge.box.config) as ami:
             yield quiet_edge, ami
     finally:
         proc.stop()
 
 
-def pidf_call(edge: Edge, number: str, rules: str, tag: str) -> SippResult:
+def pidf_call(edge: Edge, number: str, rules: str, tag: str, hold_ms: int = 12000) -> SippResult:
     return run_scenario(
         "uac_112_pidf.xml", edge.target, workdir=edge.box.workdir, timeout_s=40,
-        extra=("-d", "12000", "-cid_str", f"{tag}-%u-%p@%s",
+        extra=("-d", str(hold_ms), "-cid_str", f"{tag}-%u-%p@%s",
                "-key", "pai", f"<sip:{number}@mno.example>", "-key", "lat", SURABAYA[0],
                "-key", "lon", SURABAYA[1], "-key", "rules", rules),
     )  # fmt: skip
@@ -108,7 +110,28 @@ def test_without_the_validator_every_pidf_lo_is_stripped_and_the_call_goes_on(
     PIDF-LO is stripped, because an unchecked one could stop Asterisk."""
     stripped = quiet_edge.stats().counter("pidf_stripped")
     with watching(quiet_edge.box.config) as ami:
-        result = pidf_call(quiet_edge, "081230000023", RULES, "unchecked")
+        result = pidf_call(quiet_edge, "081230000023", RULES, "unchecked", hold_ms=1000)
         ami.wait_for("QueueCallerJoin", lambda f: f.get("CallerIDNum") == "081230000023")
     assert result.ok, result.output + result.errors
     assert quiet_edge.stats().counter("pidf_stripped") == stripped + 1
+
+
+def test_a_stalled_validator_holds_one_question_and_is_then_skipped_for_a_while(
+    quiet_edge: Edge,
+) -> None:
+    """telephony serve stalled (it accepts, never answers): the first question waits for
+    the 1 s timeout, the next calls are stripped at once instead of each waiting too."""
+    port = quiet_edge.box.config.edge.validator_port
+    quiet_edge.forget_validator_failure()
+    with socket.socket() as stalled:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        stalled.bind(("127.0.0.1", port))
+        stalled.listen(16)  # connections complete in the backlog; nothing reads them
+        results = [pidf_call(quiet_edge, f"08123000004{n}", RULES, f"stalled{n}", hold_ms=500)
+                   for n in range(3)]
+    assert all(r.ok for r in results), [r.output + r.errors for r in results]
+    lines = [line for line in quiet_edge.kamailio.layout.log.read_text().splitlines()
+             if "edge.pidf_stripped call_id=stalled" in line]
+    assert len(lines) == 3, lines
+    assert "status=0 " not in lines[0] and "status=200 " not in lines[0], lines
+    assert all("status=0 verdict=unchecked" in line for line in lines[1:]), lines
