@@ -23,7 +23,7 @@ RPC_TIMEOUT_S = 2.0
 # Kamailio statistics worth a gauge beside the edge's counters: (group, name, help).
 GAUGES = (
     ("dialog", "active_dialogs", "Calls in progress through the edge"),
-    ("tm", "current", "SIP transactions in progress in the edge"),
+    ("tmx", "active_transactions", "SIP transactions in progress in the edge"),
     ("shmem", "used_size", "Bytes of Kamailio shared memory in use"),
 )
 COUNTER_HELP = {

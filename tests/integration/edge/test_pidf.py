@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from telephony.edge.stats import GAUGES
 from tests.integration.edge.conftest import Edge, history
 from tests.support.ami import Watcher, watching
 from tests.support.service import ServiceProcess
@@ -82,6 +83,8 @@ def test_a_well_formed_pidf_lo_reaches_asterisk_and_routes_by_its_point(
         metrics = page.read().decode()
     assert "telephony_edge_up 1.0" in metrics
     assert f"telephony_edge_pidf_kept_total {kept + 1}.0" in metrics
+    # Every gauge is one Kamailio really has (a missing one would read 0 forever).
+    assert all(f"{group}.{name}" in edge.stats().values for group, name, _ in GAUGES)
 
 
 def test_a_pidf_lo_without_usage_rules_is_stripped_and_the_call_is_queued(
