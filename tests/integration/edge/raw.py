@@ -38,8 +38,8 @@ def invite(
         def request(method: bytes, cseq: int, to_tag: bytes = b"") -> bytes:
             head = (
                 b"%s sip:%s@%s:%d SIP/2.0\r\n" % (method, dialled, target[0].encode(), target[1])
-                + b"Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%s-%d\r\n"
-                % (source.encode(), port, method, cseq)
+                + b"Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%d-%s-%d\r\n"
+                % (source.encode(), port, port, method, cseq)
                 + b"From: <sip:" + user + b"@" + source.encode() + b">;tag=raw1\r\n"
                 + b"To: <sip:" + dialled + b"@" + target[0].encode() + b">"
                 + (b";tag=" + to_tag if to_tag else b"") + b"\r\n"
