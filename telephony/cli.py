@@ -19,6 +19,8 @@ from telephony import __version__, logs
 from telephony import config as config_mod
 from telephony.audit import commands as audit_commands
 from telephony.config import resolve_path
+from telephony.edge import commands as edge_commands
+from telephony.edge.render import EdgeError
 from telephony.location import RegionDataError, load_regions
 from telephony.location import commands as location_commands
 from telephony.operators import commands as operator_commands
@@ -143,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     location_commands.register(sub)
     audit_commands.register(sub)
     operator_commands.register(sub)
+    edge_commands.register(sub)
     return parser
 
 
@@ -164,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(config, args)
     except (ProvisionError, AsteriskError, deploy.DeployError, RosterError, TrunkError,
-            RegionDataError, RenderError) as exc:
+            RegionDataError, RenderError, EdgeError) as exc:
         print(f"telephony: {exc}", file=sys.stderr)
         return 1
     return status

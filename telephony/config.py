@@ -184,6 +184,33 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class EdgeConfig:
+    """Kamailio in front of Asterisk (docs/edge.md). Off: trunks reach Asterisk directly."""
+
+    enabled: bool = False
+    binary: str = "kamailio"
+    runtime_dir: str = "var/kamailio"
+    # Where trunks send their INVITEs: the only SIP port open to the network.
+    bind: str = "127.0.0.1"
+    port: int = _checked(5062, _port)
+    # Kamailio's own address toward Asterisk: the only source Asterisk accepts trunk calls
+    # from in edge mode; it identifies the trunk by the X-Telephony-Trunk header instead.
+    inside_address: str = "127.0.0.10"
+    inside_port: int = _checked(5060, _port)
+    # JSON-RPC over HTTP (statistics, reloads); always on loopback.
+    rpc_port: int = _checked(5065, _port)
+    # Where Kamailio asks `telephony serve` whether a PIDF-LO is safe for Asterisk.
+    validator_port: int = _checked(9113, _port)
+    max_header_bytes: int = _checked(8192, _positive)
+    max_body_bytes: int = _checked(16384, _positive)
+    # A foreign source over this many requests per 2 s is blocked for block_s.
+    flood_requests: int = _checked(30, _positive)
+    block_s: int = _checked(300, _positive)
+    # INVITEs per second one trunk address may send before the excess gets 503.
+    trunk_rate: int = _checked(200, _positive)
+
+
+@dataclass(frozen=True)
 class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
@@ -196,6 +223,7 @@ class Config:
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    edge: EdgeConfig = field(default_factory=EdgeConfig)
 
 
 def _sections() -> dict[str, type[Any]]:

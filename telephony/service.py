@@ -25,6 +25,8 @@ from telephony.audit.recording import RecordingSealer
 from telephony.callbacks.items import sweep
 from telephony.config import Config, resolve_path
 from telephony.control import ami_connection
+from telephony.edge.pidf import validator_for
+from telephony.edge.stats import edge_collector
 from telephony.health import Monitor, health_component
 from telephony.location import SqlCellDatabase, SqlRouteTable, load_regions
 from telephony.location.router import LocationRouter
@@ -182,8 +184,14 @@ def components(config: Config) -> list[Component]:
     )
     keeper.ami = ami
     agi = agi_component(config, router, monitor.agi_timings)
+    edge: list[Component] = []
+    if config.edge.enabled:
+        # Behind the edge, Kamailio asks this process whether a PIDF-LO is safe for Asterisk,
+        # and /metrics carries Kamailio's counters.
+        edge.append(validator_for(config))
+        monitor.registry.register(edge_collector(config))
     return [
-        writer, sealer, keeper, ami, CallbackSweeper(config, engine), agi,
+        writer, sealer, keeper, ami, CallbackSweeper(config, engine), agi, *edge,
         health_component(config, monitor, ami=ami, agi=agi, writer=writer),
     ]
 

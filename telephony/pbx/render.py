@@ -19,6 +19,7 @@ import jinja2
 
 from telephony.audit import AUDITED_EVENTS
 from telephony.config import Config, is_loopback, resolve_path
+from telephony.edge import TRUNK_HEADER
 from telephony.location import load_regions, queue_name
 from telephony.operators.roster import REALM, load_roster, overflow_queue
 from telephony.pbx import values
@@ -240,6 +241,7 @@ def context(config: Config, secret: str) -> dict[str, object]:
         "operators": load_roster(resolve_path(config.operators.file), regions),
         "realm": REALM,
         "trunks": load_trunks(resolve_path(config.asterisk.trunks_file), config),
+        "trunk_header": TRUNK_HEADER,
         "recording_dir": resolve_path(config.recording.directory),
         "record": "record-112" if config.recording.enabled else "",
         "ami_secret": secret,

@@ -1,0 +1,130 @@
+"""A sandbox Asterisk in edge mode with a real Kamailio in front of it, on free ports.
+
+Two trunks: the default "mno" at 127.0.0.2 and "telco2" at 127.0.0.4. Kamailio talks to
+Asterisk from 127.0.0.10, the only address Asterisk accepts trunk calls from.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from telephony.edge.process import Kamailio
+from telephony.edge.render import EdgeError, EdgeLayout
+from telephony.edge.stats import EdgeStats
+from telephony.pbx.provision import AsteriskInstall
+from tests.conftest import Sandbox, start_sandbox
+from tests.support.net import free_port
+from tests.support.sipp import run_scenario
+
+INSIDE = "127.0.0.10"
+TRUNKS = """\
+[[trunk]]
+name = "telco2"
+networks = ["127.0.0.4/32"]
+"""
+
+
+@dataclass
+class Edge:
+    box: Sandbox
+    kamailio: Kamailio
+
+    @property
+    def target(self) -> str:
+        return f"{self.box.config.edge.bind}:{self.box.config.edge.port}"
+
+    def stats(self) -> EdgeStats:
+        return self.kamailio.rpc.statistics()
+
+    def forget_validator_failure(self) -> None:
+        """Make the edge ask the validator again at once (it skips it for 5 s after a miss)."""
+        try:
+            self.kamailio.rpc.call("htable.delete", "validator", "down")
+        except EdgeError as exc:
+            if "not found" not in str(exc).lower():
+                raise
+
+    def asterisk_history(self) -> str:
+        """Every SIP message Asterisk received or sent since the edge fixture started."""
+        return self.box.asterisk.cli("pjsip show history")
+
+
+HOSTILE = "../edge/scenarios/uac_hostile.xml"
+
+
+_ENTRY = re.compile(r"^(\d{5}) \d+ \* (?:<==|==>) (\S+)\s+(.*)$", re.MULTILINE)
+
+
+def history(edge: Edge) -> list[tuple[int, str, str]]:
+    """Asterisk's pjsip history: (number, peer address, first line) of every SIP message."""
+    return [(int(n), peer, line) for n, peer, line in _ENTRY.findall(edge.asterisk_history())]
+
+
+def hostile(edge: Edge, source: str = "127.0.0.2", **keys: str) -> tuple[bool, str]:
+    values = {"ruri": "112", "from": "081234567890", "display": "", "to": "112",
+              "pai": "X-None: 1", **keys}
+    extra: list[str] = ["-d", "3000"]
+    for key, value in values.items():
+        extra += ["-key", key, value]
+    result = run_scenario(HOSTILE, edge.target, source=source, workdir=edge.box.workdir,
+                          extra=tuple(extra), timeout_s=20)
+    return result.ok, result.output + result.errors
+
+
+def start_edge(install: AsteriskInstall, root: Path, *overrides: str) -> Edge:
+    root.mkdir(parents=True, exist_ok=True)
+    trunks = root / "trunks.toml"
+    trunks.write_text(TRUNKS)
+    box = start_sandbox(
+        install, root,
+        "edge.enabled=true",
+        f"asterisk.trunks_file={trunks}",
+        f"edge.runtime_dir={root / 'kamailio'}",
+        f"edge.port={free_port(socket.SOCK_DGRAM)}",
+        f"edge.inside_address={INSIDE}",
+        f"edge.inside_port={free_port(socket.SOCK_DGRAM, INSIDE)}",
+        f"edge.rpc_port={free_port()}",
+        f"edge.validator_port={free_port()}",
+        *overrides,
+    )  # fmt: skip
+    kamailio = Kamailio(box.config, EdgeLayout(root / "kamailio"))
+    try:
+        kamailio.start()
+        box.asterisk.cli("pjsip set history on")
+    except BaseException:
+        box.asterisk.stop()
+        raise
+    return Edge(box, kamailio)
+
+
+def stop_edge(edge: Edge) -> None:
+    try:
+        edge.kamailio.stop()
+    finally:
+        edge.box.asterisk.stop()
+
+
+@pytest.fixture(scope="module")
+def edge(
+    asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Edge]:
+    """Location by value on, as the edge is what makes it safe."""
+    found = start_edge(asterisk_install, tmp_path_factory.mktemp("edge"), "location.pidf_lo=true")
+    try:
+        yield found
+    finally:
+        stop_edge(found)
+
+
+@pytest.fixture
+def quiet_edge(edge: Edge) -> Iterator[Edge]:
+    """The module's edge, checked after the test for channels left behind."""
+    yield edge
+    left = edge.box.wait_no_channels()
+    assert left == 0, f"{left} channel(s) leaked:\n{edge.box.asterisk.cli('core show channels')}"
