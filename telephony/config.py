@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from telephony.pbx import values
+from telephony.resources import located
 
 ENV_PREFIX = "TELEPHONY_"
 DEFAULT_CONFIG_FILE = Path("config/telephony.toml")
@@ -402,5 +403,6 @@ def as_set_flags(config: Config) -> list[str]:
 
 
 def resolve_path(value: str) -> Path:
-    """Config paths may start with ~ and are relative to the working directory."""
-    return Path(value).expanduser().resolve()
+    """Config paths may start with ~ and are relative to the working directory; the
+    defaults under config/, dialplans/ and ivr_prompts/ fall back to the shipped copies."""
+    return located(value)

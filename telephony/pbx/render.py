@@ -25,9 +25,9 @@ from telephony.operators.roster import REALM, load_roster, overflow_queue
 from telephony.pbx import values
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.trunks import load_trunks
+from telephony.resources import shipped
 from telephony.secretfile import read_or_create
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "dialplans"
 INCLUDE_FILES = (
     "pjsip_112.conf",
     "extensions_112.conf",
@@ -145,7 +145,7 @@ def _refuse_unsafe(value: object) -> object:
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        loader=jinja2.FileSystemLoader(shipped("dialplans")),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -26,10 +26,12 @@ from telephony.pbx.render import Layout, queues, write_sandbox
 from telephony.perf.net import free_port, free_udp
 from telephony.perf.phones import Phones
 from telephony.perf.serve import ServeProcess
+from telephony.resources import shipped
 from telephony.store import open_database
 
+# Where scripts/bench and scripts/drill keep their results and work directories.
 REPO = Path(__file__).resolve().parents[2]
-ROUTES = REPO / "config" / "routing.example.csv"
+ROUTES = shipped("config/routing.example.csv")
 REGENCY = "35.73"
 CELL = "510100A010000001"
 """A cell whose whole area routes to Kota Malang (35.73) in config/routing.example.csv."""
