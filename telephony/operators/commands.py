@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import shlex
 import sys
 from typing import Any
 
@@ -53,15 +54,28 @@ def _operator(config: Config, op_id: str) -> Operator:
     raise RosterError(f"{config.operators.file}: no operator {op_id!r}")
 
 
-def _reload_pjsip(config: Config) -> None:
-    """Re-render the sandbox and reload PJSIP only: registrations and calls carry on."""
+def apply_command(args: argparse.Namespace) -> str:
+    """The `deploy apply` that puts a roster change on a production Asterisk, with the
+    global options this command was given (the environment carries over by itself)."""
+    argv = ["telephony"]
+    if args.config:
+        argv += ["--config", str(args.config)]
+    for item in args.overrides:
+        argv += ["--set", item]
+    return shlex.join([*argv, "deploy", "apply", "--asterisk-cli", "asterisk -rx"])
+
+
+def _reload_pjsip(config: Config, args: argparse.Namespace) -> None:
+    """In the sandbox: re-render it and reload PJSIP only (registrations and calls carry
+    on). Elsewhere the roster reaches Asterisk through `deploy apply`: say exactly that."""
     asterisk = sandbox.attach(config)
     if asterisk.pid() is None:
-        print("sandbox Asterisk is not running; the change applies at its next start")
+        print("the sandbox Asterisk is not running (`telephony asterisk up` renders the change);"
+              f"\non a production Asterisk, apply it now: {apply_command(args)}")
         return
     write_sandbox(config, asterisk.install, asterisk.layout)
     asterisk.cli("module reload res_pjsip.so")
-    print("PJSIP reloaded")
+    print("sandbox: PJSIP reloaded")
 
 
 def _add(config: Config, args: argparse.Namespace) -> int:
@@ -75,7 +89,7 @@ def _add(config: Config, args: argparse.Namespace) -> int:
     op = add_operator(resolve_path(config.operators.file), _regions(config), args.id,
                       args.regency, password, args.name)
     print(f"added {op.id} ({op.name}), home regency {op.regency}")
-    _reload_pjsip(config)
+    _reload_pjsip(config, args)
     return 0
 
 
@@ -88,7 +102,7 @@ def _remove(config: Config, args: argparse.Namespace) -> int:
         engine.dispose()
     remove_operator(resolve_path(config.operators.file), args.id)
     print(f"removed {args.id}")
-    _reload_pjsip(config)
+    _reload_pjsip(config, args)
     return status
 
 

@@ -315,7 +315,7 @@ def test_adding_and_removing_an_operator_reloads_pjsip_without_dropping_a_call(
         done = run_cli(box.config, "operators", "add", "c1", "--regency", "35.78",
                        "--password-stdin", stdin="secret-c1-long\n")
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "PJSIP reloaded" in done.stdout
+        assert "sandbox: PJSIP reloaded" in done.stdout
         roster = Path(box.config.operators.file).read_text()
         assert "secret-c1-long" not in roster and 'id = "c1"' in roster
         with Phone("127.0.0.1", user="c1") as c1:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -51,3 +52,33 @@ def test_serve_logs_readiness_as_json_and_exits_cleanly_on_signal(
     assert proc.wait(timeout=20) == 0
     rest = [json.loads(line)["event"] for line in proc.stdout]
     assert rest[-1] == "service.stopped"
+
+
+def test_operators_add_and_remove_off_the_sandbox_print_the_deploy_apply_to_run(
+    tmp_path: Path,
+) -> None:
+    """On a production host (no sandbox running) the roster reaches Asterisk only through
+    `deploy apply`: the command prints it, runnable as it stands, with the same options."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONY_")}
+    roster = tmp_path / "operators.toml"
+    roster.write_text("")
+    flags = [
+        "--set", f"operators.file={roster}",
+        "--set", f"asterisk.runtime_dir={tmp_path / 'asterisk'}",
+        "--set", f"audit.database_url=sqlite:///{tmp_path / 'audit.db'}",
+    ]  # fmt: skip
+    expected = shlex.join(
+        ["telephony", *flags, "deploy", "apply", "--asterisk-cli", "asterisk -rx"]
+    )
+    added = subprocess.run(
+        _telephony(*flags, "operators", "add", "new1", "--regency", "35.78", "--password-stdin"),
+        input="long-enough-secret\n", capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert added.stdout.splitlines()[-1] == f"on a production Asterisk, apply it now: {expected}"
+    removed = subprocess.run(
+        _telephony(*flags, "operators", "remove", "new1"),
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    # Not applied to a running Asterisk's queues (exit 3), and the same command to run.
+    assert removed.stdout.splitlines()[-1].endswith(expected), removed.stdout + removed.stderr
