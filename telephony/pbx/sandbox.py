@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from telephony.config import Config, resolve_path
@@ -28,15 +29,26 @@ def install_for(config: Config, rebuild: bool = False) -> AsteriskInstall:
     )
 
 
-def up(config: Config) -> Asterisk:
-    """Render the sandbox from dialplans/ and config/, start Asterisk, wait until booted."""
-    install = install_for(config)
+def start(
+    config: Config, install: AsteriskInstall, *, edit: Callable[[Layout], None] | None = None
+) -> Asterisk:
+    """Render the sandbox from dialplans/ and config/ into its runtime directory, start
+    Asterisk and wait until booted. `edit` changes the rendered files first (the bench's
+    baseline dialplan)."""
     layout = layout_for(config)
-    asterisk = Asterisk(install, layout)
-    asterisk.stop()
     write_sandbox(config, install, layout)
+    if edit is not None:
+        edit(layout)
+    asterisk = Asterisk(install, layout)
     asterisk.start(config.asterisk.boot_timeout_s)
     return asterisk
+
+
+def up(config: Config) -> Asterisk:
+    """`telephony asterisk up`: (re)start the sandbox of this configuration."""
+    install = install_for(config)
+    Asterisk(install, layout_for(config)).stop()
+    return start(config, install)
 
 
 def attach(config: Config) -> Asterisk:

@@ -14,22 +14,19 @@ from telephony.audit import AuditEvent, Call, CallLeg, verify
 from telephony.config import resolve_path
 from telephony.db import make_engine
 from telephony.service import checkpoint_key
-from tests.conftest import Sandbox
-from tests.support.service import ServiceProcess
-from tests.support.sipp import run_scenario
+from tests.harness.sandbox import Sandbox
+from tests.harness.service import ServeProcess
+from tests.harness.sipp import run_scenario
 
 pytestmark = pytest.mark.asterisk
 
 
 @pytest.fixture
-def service(no_leaks: Sandbox, tmp_path: Path) -> Iterator[ServiceProcess]:
-    proc = ServiceProcess(no_leaks.config, tmp_path / "serve.log")
+def service(no_leaks: Sandbox, tmp_path: Path) -> Iterator[ServeProcess]:
+    proc = ServeProcess(no_leaks.config, tmp_path / "serve.log")
     try:
         proc.wait_ready()
-        deadline = time.monotonic() + 15
-        while not proc.events("ami.connected") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proc.events("ami.connected"), "the service never logged in to AMI"
+        proc.wait_for("ami.connected", 15)
         yield proc
     finally:
         assert proc.stop() == 0
@@ -50,13 +47,13 @@ def wait_for_call(url: str, predicate: str, timeout: float = 15.0) -> Call:
                     return call
             if time.monotonic() > deadline:
                 raise AssertionError(f"no ended call from {predicate} in the audit store")
-            time.sleep(0.1)
+            time.sleep(0.1)  # the store announces no commit to a reader: poll it
     finally:
         engine.dispose()
 
 
 def test_one_call_gives_one_call_its_leg_and_an_ordered_verified_chain(
-    no_leaks: Sandbox, service: ServiceProcess
+    no_leaks: Sandbox, service: ServeProcess
 ) -> None:
     result = run_scenario(
         # Silent for 12.5 s: through the IVR (10.5 s) into the queue, then hang up there.

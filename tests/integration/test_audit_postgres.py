@@ -26,9 +26,9 @@ from telephony.config import resolve_path
 from telephony.pbx.provision import AsteriskInstall
 from telephony.service import checkpoint_key
 from telephony.store import open_database
-from tests.conftest import Sandbox, start_sandbox
-from tests.support.service import ServiceProcess
-from tests.support.sipp import run_scenario
+from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.service import ServeProcess
+from tests.harness.sipp import run_scenario
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.postgres]
 
@@ -57,7 +57,7 @@ def wait_postgres(url: str, timeout: float = 30.0) -> None:
             except OperationalError:
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.2)
+                time.sleep(0.2)  # a starting PostgreSQL signals nothing: try to connect
     finally:
         engine.dispose()
 
@@ -97,7 +97,7 @@ def test_postgres_outage_spools_and_loses_nothing(box: Sandbox, tmp_path: Path) 
         return run_scenario("uac_112.xml", box.sip_target, workdir=box.workdir,
                             extra=("-d", "2000")).ok
 
-    service = ServiceProcess(box.config, tmp_path / "serve.log")
+    service = ServeProcess(box.config, tmp_path / "serve.log")
     spool = resolve_path(box.config.audit.spool_path)
     try:
         service.wait_ready()
@@ -110,6 +110,7 @@ def test_postgres_outage_spools_and_loses_nothing(box: Sandbox, tmp_path: Path) 
             assert all(results), "a call failed while the database was down"
             assert box.wait_no_channels() == 0
             assert spool.exists() and spool.stat().st_size > 0, "nothing was spooled"
+            # The outage lasts OUTAGE_S whatever the calls took: a duration, not a wait.
             time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped)))
         finally:
             postgres("start")
@@ -123,7 +124,7 @@ def test_postgres_outage_spools_and_loses_nothing(box: Sandbox, tmp_path: Path) 
                     in_audit = set(session.scalars(select(CallLeg.uniqueid)))
                 if in_audit >= in_cel or time.monotonic() > deadline:
                     break
-                time.sleep(0.2)
+                time.sleep(0.2)  # the store announces no commit to a reader: poll it
         finally:
             engine.dispose()
         assert in_audit == in_cel, f"missing after replay: {sorted(in_cel - in_audit)}"

@@ -19,9 +19,9 @@ from telephony.audit.reconcile import SOURCE, ReconcileReport, reconcile
 from telephony.config import Config
 from telephony.db import make_engine
 from telephony.service import checkpoint_key
-from tests.conftest import Sandbox
-from tests.support.service import ServiceProcess
-from tests.support.sipp import run_scenario
+from tests.harness.sandbox import Sandbox
+from tests.harness.service import ServeProcess
+from tests.harness.sipp import run_scenario
 
 pytestmark = pytest.mark.asterisk
 
@@ -42,7 +42,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, message: str) -> Non
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, message
-        time.sleep(0.1)
+        time.sleep(0.1)  # files and the store announce nothing to a reader: poll them
 
 
 @pytest.fixture
@@ -52,8 +52,8 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     db.dispose()
 
 
-def start_service(config: Config, log_path: Path) -> ServiceProcess:
-    proc = ServiceProcess(config, log_path)
+def start_service(config: Config, log_path: Path) -> ServeProcess:
+    proc = ServeProcess(config, log_path)
     proc.wait_ready()
     wait_for(lambda: bool(proc.events("ami.connected")), 15, "the service never logged in")
     return proc

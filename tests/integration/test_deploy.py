@@ -18,10 +18,9 @@ from telephony.pbx.check import MAIN_FILES, Problem
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.render import INCLUDE_FILES, Layout, write_sandbox
-from tests.conftest import Sandbox, sandbox_config
-from tests.support.ami import watching
-from tests.support.sipp import SippResult, run_scenario
-from tests.unit.test_pbx import production_roster
+from tests.harness.ami import watching
+from tests.harness.sandbox import Sandbox, production_roster, sandbox_config
+from tests.harness.sipp import SippResult, run_scenario
 
 pytestmark = pytest.mark.asterisk
 

@@ -15,11 +15,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from telephony.pbx.provision import AsteriskInstall
-from tests.conftest import Sandbox, start_sandbox
-from tests.support.ami import watching
-from tests.support.phone import Phone
-from tests.support.service import ServiceProcess, run_cli
-from tests.support.sipp import SippResult, run_scenario
+from telephony.phone import Phone
+from tests.harness.ami import watching
+from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.service import ServeProcess, run_cli
+from tests.harness.sipp import SippResult, run_scenario
 
 pytestmark = pytest.mark.asterisk
 
@@ -38,17 +38,14 @@ def box(asterisk_install: AsteriskInstall, tmp_path: Path) -> Iterator[Sandbox]:
         sandbox.asterisk.stop()
 
 
-def logged(proc: ServiceProcess, event: str, count: int = 1) -> None:
+def logged(proc: ServeProcess, event: str, count: int = 1) -> None:
     """Wait until the service has logged `event` `count` times."""
-    deadline = time.monotonic() + WAIT_S
-    while len(proc.events(event)) < count:
-        assert time.monotonic() < deadline, f"no {event} #{count} in {proc.log_path}"
-        time.sleep(0.05)
+    proc.wait_for(event, WAIT_S, after=count - 1)
 
 
 @pytest.fixture
-def service(box: Sandbox, tmp_path: Path) -> Iterator[ServiceProcess]:
-    proc = ServiceProcess(box.config, tmp_path / "serve.log")
+def service(box: Sandbox, tmp_path: Path) -> Iterator[ServeProcess]:
+    proc = ServeProcess(box.config, tmp_path / "serve.log")
     try:
         proc.wait_ready()
         logged(proc, "ami.connected")
@@ -85,7 +82,7 @@ def eventually(what: str, predicate: Callable[[], bool]) -> None:
     deadline = time.monotonic() + WAIT_S
     while not predicate():
         assert time.monotonic() < deadline, what
-        time.sleep(0.05)
+        time.sleep(0.05)  # what the service counts has no signal of its own: poll /metrics
 
 
 def kick_service_session(box: Sandbox, username: str) -> None:
@@ -96,7 +93,7 @@ def kick_service_session(box: Sandbox, username: str) -> None:
 
 
 def test_healthz_is_503_while_ami_is_cut_and_200_after_the_reconnect(
-    box: Sandbox, service: ServiceProcess
+    box: Sandbox, service: ServeProcess
 ) -> None:
     status, body = fetch(box, "/healthz")
     assert status == 200, body
@@ -127,7 +124,7 @@ def test_healthz_is_503_while_ami_is_cut_and_200_after_the_reconnect(
 
 
 def test_metrics_follow_a_call_through_the_ivr_into_the_queue(
-    box: Sandbox, service: ServiceProcess
+    box: Sandbox, service: ServeProcess
 ) -> None:
     # The scrape after login rebuilt the gauges from QueueStatus: every queue, none waiting.
     default_queue = box.config.ivr.default_queue
@@ -169,7 +166,7 @@ def test_metrics_follow_a_call_through_the_ivr_into_the_queue(
 
 
 def test_operators_and_answer_time_follow_an_operator_answering(
-    box: Sandbox, service: ServiceProcess
+    box: Sandbox, service: ServeProcess
 ) -> None:
     queue = box.config.ivr.default_queue
     with (

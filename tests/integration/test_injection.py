@@ -22,11 +22,11 @@ from telephony.audit.quarantine import read as read_quarantine
 from telephony.audit.reconcile import read_cel
 from telephony.config import resolve_path
 from telephony.pbx.provision import AsteriskInstall
+from telephony.phone import Phone
 from telephony.store import open_database
-from tests.conftest import Sandbox, start_sandbox
-from tests.support.phone import Phone
-from tests.support.service import ServiceProcess, run_cli
-from tests.support.sipp import SippResult, run_scenario
+from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.service import ServeProcess, run_cli
+from tests.harness.sipp import SippResult, run_scenario
 
 pytestmark = pytest.mark.asterisk
 
@@ -41,7 +41,7 @@ OPERATOR = "inj1"
 @pytest.fixture(scope="module")
 def centre(
     asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Sandbox, ServiceProcess]]:
+) -> Iterator[tuple[Sandbox, ServeProcess]]:
     root = tmp_path_factory.mktemp("injection")
     roster = root / "operators.toml"
     roster.write_text(
@@ -49,7 +49,7 @@ def centre(
     )
     box = start_sandbox(asterisk_install, root, f"operators.file={roster}",
                         "operators.wrapup_s=1")  # fmt: skip
-    service = ServiceProcess(box.config, root / "serve.log")
+    service = ServeProcess(box.config, root / "serve.log")
     try:
         service.wait_ready()
         yield box, service
@@ -59,7 +59,7 @@ def centre(
 
 
 @pytest.fixture
-def box(centre: tuple[Sandbox, ServiceProcess]) -> Iterator[Sandbox]:
+def box(centre: tuple[Sandbox, ServeProcess]) -> Iterator[Sandbox]:
     yield centre[0]
     left = centre[0].wait_no_channels()
     assert left == 0, f"{left} channel(s) leaked:\n{centre[0].asterisk.cli('core show channels')}"
@@ -87,7 +87,7 @@ def wait_ended(box: Sandbox, linkedids: set[str], timeout: float = 20.0) -> list
             if calls and all(c.ended_at is not None for c in calls):
                 return calls
             assert time.monotonic() < deadline, f"calls {linkedids} never ended in the audit"
-            time.sleep(0.2)
+            time.sleep(0.2)  # the store announces no commit to a reader: poll it
     finally:
         engine.dispose()
 

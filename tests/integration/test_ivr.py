@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox
-from tests.support.ami import Watcher, watching
-from tests.support.phone import Phone
-from tests.support.service import ServiceProcess
+from telephony.phone import CallHandle, Phone
+from tests.harness.ami import Watcher, watching
+from tests.harness.sandbox import Sandbox
+from tests.harness.service import ServeProcess
 
 pytestmark = pytest.mark.asterisk
 
@@ -27,14 +27,14 @@ def caller_number() -> str:
     return f"+62812{next(_numbers):07d}"
 
 
-def started_service(sandbox: Sandbox, log: Path) -> ServiceProcess:
-    proc = ServiceProcess(sandbox.config, log)
+def started_service(sandbox: Sandbox, log: Path) -> ServeProcess:
+    proc = ServeProcess(sandbox.config, log)
     proc.wait_ready()
     return proc
 
 
 @pytest.fixture
-def service(no_leaks: Sandbox, tmp_path: Path) -> Iterator[ServiceProcess]:
+def service(no_leaks: Sandbox, tmp_path: Path) -> Iterator[ServeProcess]:
     proc = started_service(no_leaks, tmp_path / "serve.log")
     try:
         yield proc
@@ -48,7 +48,7 @@ def ami(no_leaks: Sandbox) -> Iterator[Watcher]:
         yield watcher
 
 
-def dial(sandbox: Sandbox, phone: Phone, number: str, service: str = "112") -> object:
+def dial(sandbox: Sandbox, phone: Phone, number: str, service: str = "112") -> CallHandle:
     uri = f"sip:{service}@{sandbox.sip_target}"
     pai = f"<sip:{number}@{sandbox.config.asterisk.trunk_address};user=phone>"
     return phone.call(uri, headers={"P-Asserted-Identity": pai})
@@ -70,13 +70,15 @@ def queued(ami: Watcher, number: str, timeout: float = 20.0) -> tuple[float, dic
 
 
 def test_dtmf_2_during_welcome_reaches_the_queue_as_medical_within_2s(
-    no_leaks: Sandbox, service: ServiceProcess, ami: Watcher
+    no_leaks: Sandbox, service: ServeProcess, ami: Watcher
 ) -> None:
     number = caller_number()
     with Phone("127.0.0.2") as phone:
         call = dial(no_leaks, phone, number)
         call.wait_confirmed(10)
-        time.sleep(0.8)  # into the welcome prompt: the key must barge in
+        # Into the welcome prompt: the key must barge in. Nothing signals where a prompt
+        # is; a time into it is what a caller does.
+        time.sleep(0.8)
         pressed = time.monotonic()
         call.send_dtmf("2")
         joined, fields = queued(ami, number)
@@ -93,7 +95,7 @@ def test_dtmf_2_during_welcome_reaches_the_queue_as_medical_within_2s(
 
 
 def test_silent_caller_is_queued_within_budget(
-    no_leaks: Sandbox, service: ServiceProcess, ami: Watcher
+    no_leaks: Sandbox, service: ServeProcess, ami: Watcher
 ) -> None:
     number = caller_number()
     with Phone("127.0.0.2") as phone:
@@ -113,15 +115,16 @@ def test_silent_caller_is_queued_within_budget(
 
 
 def test_nine_switches_to_english_then_3_is_fire(
-    no_leaks: Sandbox, service: ServiceProcess, ami: Watcher
+    no_leaks: Sandbox, service: ServeProcess, ami: Watcher
 ) -> None:
     number = caller_number()
     with Phone("127.0.0.2") as phone:
         call = dial(no_leaks, phone, number)
         call.wait_confirmed(10)
+        # Nothing signals where a prompt is: times into the welcome, then the English menu.
         time.sleep(0.5)
         call.send_dtmf("9")
-        time.sleep(1.0)  # into the English menu
+        time.sleep(1.0)
         call.send_dtmf("3")
         _, fields = queued(ami, number)
         call.hangup()
@@ -132,7 +135,7 @@ def test_nine_switches_to_english_then_3_is_fire(
 
 @pytest.mark.parametrize(("service_number", "expected"), [("118", "medical"), ("110", "police")])
 def test_direct_dial_presets_the_type_and_skips_the_menu(
-    no_leaks: Sandbox, service: ServiceProcess, ami: Watcher, service_number: str, expected: str
+    no_leaks: Sandbox, service: ServeProcess, ami: Watcher, service_number: str, expected: str
 ) -> None:
     number = caller_number()
     with Phone("127.0.0.2") as phone:
@@ -186,7 +189,7 @@ def test_service_stalled_mid_call_fails_open_on_the_dialplan_guard(
             call.wait_confirmed(10)
             answered = call.confirmed_at
             assert answered is not None
-            time.sleep(1.0)
+            time.sleep(1.0)  # into the IVR (nothing signals a prompt's progress)
             proc.signal(signal.SIGSTOP)
             joined, fields = queued(ami, number, timeout=guard + 5)
             call.hangup()
@@ -208,7 +211,7 @@ def test_service_killed_mid_call_fails_open_at_once(
         with Phone("127.0.0.2") as phone:
             call = dial(no_leaks, phone, number)
             call.wait_confirmed(10)
-            time.sleep(1.0)
+            time.sleep(1.0)  # into the IVR (nothing signals a prompt's progress)
             killed = time.monotonic()
             proc.signal(signal.SIGKILL)
             joined, fields = queued(ami, number, timeout=10)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from telephony.ami.frames import Frame
 from telephony.location import import_cells, import_routes, load_regions
 from telephony.pbx.provision import AsteriskInstall
 from telephony.store import open_database
-from tests.conftest import Sandbox, start_sandbox
-from tests.support.ami import Watcher, watching
-from tests.support.service import ServiceProcess
-from tests.support.sipp import SippResult, run_scenario
+from tests.harness.ami import Watcher, watching
+from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.service import ServeProcess
+from tests.harness.sipp import SippResult, run_scenario
 
 pytestmark = pytest.mark.asterisk
 
@@ -32,7 +34,7 @@ def located(no_leaks: Sandbox, tmp_path: Path) -> Iterator[tuple[Sandbox, Watche
     import_routes(engine, CONFIG / "routing.example.csv", regions=regions)
     import_cells(engine, CONFIG / "cells.example.csv")
     engine.dispose()
-    proc = ServiceProcess(no_leaks.config, tmp_path / "serve.log")
+    proc = ServeProcess(no_leaks.config, tmp_path / "serve.log")
     try:
         proc.wait_ready()
         with watching(no_leaks.config) as ami:
@@ -58,11 +60,15 @@ def queued_as(ami: Watcher, number: str) -> dict[str, str]:
     for kind in ("IVRLocation", "CallQueued"):
         event = ami.wait_for(
             "UserEvent",
-            lambda f, k=kind: f.get("UserEvent") == k and f.get("Linkedid") == linkedid,
+            partial(is_user_event, kind, linkedid),
             timeout=5,
         )
         facts.update({k: v for k, v in event.frame.fields})
     return facts
+
+
+def is_user_event(kind: str, linkedid: str | None, frame: Frame) -> bool:
+    return frame.get("UserEvent") == kind and frame.get("Linkedid") == linkedid
 
 
 def test_cell_and_pidf_route_to_different_regencies_and_bad_input_to_the_province(
@@ -118,7 +124,7 @@ def test_by_default_asterisk_never_parses_a_pidf_lo_so_one_without_usage_rules_i
     """Asterisk 22.10.1 crashes on a PIDF-LO without <usage-rules> when it parses the
     trunk's PIDF-LO; location.pidf_lo is off by default so that such a call is queued."""
     box = start_sandbox(asterisk_install, tmp_path)
-    proc = ServiceProcess(box.config, tmp_path / "serve.log")
+    proc = ServeProcess(box.config, tmp_path / "serve.log")
     try:
         pjsip = (box.layout.etc / "pjsip_112.conf").read_text()
         assert "geoloc_incoming_call_profile" not in pjsip
@@ -146,7 +152,7 @@ def test_an_untrusted_trunks_cell_is_recorded_but_does_not_route(
     trunks.write_text('[[trunk]]\nname = "pbx"\nnetworks = ["127.0.0.4/32"]\n'
                       "trust_location = false\n")
     box = start_sandbox(asterisk_install, tmp_path, f"asterisk.trunks_file={trunks}")
-    proc = ServiceProcess(box.config, tmp_path / "serve.log")
+    proc = ServeProcess(box.config, tmp_path / "serve.log")
     try:
         engine = open_database(box.config)
         import_routes(engine, CONFIG / "routing.example.csv",

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from telephony.pbx.provision import AsteriskInstall
-from telephony.perf import bench, capacity, drills, ingest, results
-from telephony.perf.centre import Staff
-from telephony.perf.load import Load
-from telephony.perf.verdict import Context
+from tests.harness.perf import bench, capacity, drills, ingest, results
+from tests.harness.perf.centre import Staff
+from tests.harness.perf.load import Load
+from tests.harness.perf.verdict import Context
 
 pytestmark = pytest.mark.asterisk
 
@@ -33,7 +34,7 @@ def test_bench_measures_ours_against_the_baseline(
     base = bench.baseline(asterisk_install, tmp_path, SMOKE)
     flooded = ingest.flood(f"sqlite:///{tmp_path / 'ingest.db'}", tmp_path / "ingest", 20,
                            timeout_s=60)  # fmt: skip
-    result = {
+    result: dict[str, Any] = {
         "schema": results.SCHEMA,
         "conditions": bench.conditions(SMOKE),
         "phases": {"ours": ours, "baseline": base},

@@ -21,8 +21,8 @@ import pytest
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.render import Layout, write_sandbox
-from tests.conftest import Sandbox, sandbox_config
-from tests.support.phone import Phone, RegistrationError
+from telephony.phone import Phone, RegistrationError
+from tests.harness.sandbox import Sandbox, sandbox_config
 
 pytestmark = pytest.mark.asterisk
 
@@ -76,7 +76,7 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1)
     while not check():
         if time.monotonic() > deadline:
             return False
-        time.sleep(interval)
+        time.sleep(interval)  # for what has no signal of its own (CLI output, files)
     return True
 
 
@@ -251,7 +251,7 @@ def test_trunk_caller_reaches_operator_through_queue(box: Sandbox, tmp_path: Pat
             incoming.wait_confirmed(5)
             call.send_dtmf("2")
             assert incoming.wait_dtmf(1, timeout=5) == "2"
-            time.sleep(1.0)  # let the operator hear the caller's tone
+            time.sleep(1.0)  # let the operator hear the caller's tone: a duration
             call.hangup()
             incoming.wait_disconnected(5)
         finally:

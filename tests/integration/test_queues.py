@@ -22,13 +22,13 @@ from sqlalchemy.orm import Session
 from telephony.audit import AuditEvent, Call
 from telephony.location import import_routes, load_regions
 from telephony.pbx.provision import AsteriskInstall
+from telephony.phone import CallHandle, IncomingCall, Phone
 from telephony.store import open_database
-from tests.conftest import Sandbox, start_sandbox
-from tests.support.ami import Watcher, watching
-from tests.support.net import free_port, wait_udp_bound
-from tests.support.phone import CallHandle, IncomingCall, Phone
-from tests.support.service import ServiceProcess, run_cli
-from tests.support.sipp import SippResult, run_scenario
+from tests.harness.ami import Watcher, watching
+from tests.harness.net import free_port, wait_udp_bound
+from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.service import ServeProcess, run_cli
+from tests.harness.sipp import SippResult, run_scenario
 
 pytestmark = pytest.mark.asterisk
 
@@ -47,7 +47,7 @@ _numbers = iter(range(1, 10_000))
 @pytest.fixture(scope="module")
 def centre(
     asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Sandbox, ServiceProcess, int]]:
+) -> Iterator[tuple[Sandbox, ServeProcess, int]]:
     root = tmp_path_factory.mktemp("centre")
     roster = root / "operators.toml"
     roster.write_text("".join(
@@ -64,7 +64,7 @@ def centre(
     import_routes(engine, CONFIG / "routing.example.csv",
                   regions=load_regions(CONFIG / "regions.toml"))
     engine.dispose()
-    service = ServiceProcess(box.config, root / "serve.log")
+    service = ServeProcess(box.config, root / "serve.log")
     try:
         service.wait_ready()
         yield box, service, uas_port
@@ -74,7 +74,7 @@ def centre(
 
 
 @pytest.fixture
-def box(centre: tuple[Sandbox, ServiceProcess, int]) -> Iterator[Sandbox]:
+def box(centre: tuple[Sandbox, ServeProcess, int]) -> Iterator[Sandbox]:
     sandbox = centre[0]
     for op in OPERATORS:
         cli(sandbox, "operators", "logout", op)
@@ -180,11 +180,11 @@ def test_no_operator_in_the_regency_overflows_to_a_neighbour_and_the_hop_is_audi
         assert OVERFLOW_S - 0.5 <= waited <= 2 * OVERFLOW_S, f"rang after {waited:.2f}s"
         assert screen(incoming).startswith("POL 35.07 ")
         incoming.wait_confirmed(5)
-        linkedid = joined.frame.get("Linkedid")
+        linkedid = joined.frame.get("Linkedid") or ""
         hop = ami.wait_for("UserEvent", lambda f: f.get("UserEvent") == "QueueOverflow"
                            and f.get("Linkedid") == linkedid)
         assert (hop.frame.get("From"), hop.frame.get("To")) == ("reg-3507", "ovf-3507")
-        time.sleep(1.5)  # the conversation, recorded
+        time.sleep(1.5)  # the conversation, recorded: a duration, not a wait
         call.hangup()
         call.wait_disconnected(10)
     engine = open_database(box.config)
@@ -199,7 +199,7 @@ def test_no_operator_in_the_regency_overflows_to_a_neighbour_and_the_hop_is_audi
                 if row is not None and row.ended_at is not None and hops:
                     break
             assert time.monotonic() < deadline, "the call's end and hop never reached the audit"
-            time.sleep(0.2)
+            time.sleep(0.2)  # the store announces no commit to a reader: poll it
     finally:
         engine.dispose()
     assert row.outcome is not None and row.outcome.value == "overflowed-then-answered"
@@ -218,7 +218,7 @@ def assert_recording_sealed(box: Sandbox, linkedid: str) -> None:
                     AuditEvent.linkedid == linkedid, AuditEvent.type == "RecordingSealed")).all()
             if sealed or time.monotonic() > deadline:
                 break
-            time.sleep(0.2)
+            time.sleep(0.2)  # the store announces no commit to a reader: poll it
     finally:
         engine.dispose()
     assert len(sealed) == 1, "no RecordingSealed event in the audit"
@@ -237,7 +237,9 @@ def test_with_nobody_logged_in_the_caller_waits_until_someone_logs_in(
         call = caller_call(box, callers, number(), "35.78")
         ami.wait_for("QueueCallerJoin", lambda f: f.get("Queue") == "prov-35",
                      timeout=3 * OVERFLOW_S + 5)
-        time.sleep(2)  # in the final queue, which has no timeout: still there, not dropped
+        # In the final queue, which has no timeout: still there, not dropped. A negative has
+        # no signal; this is the window it is checked over.
+        time.sleep(2)
         assert call.state == "CONFIRMED"
         assert b1.incoming == []
         cli(box, "operators", "login", "b1")
@@ -248,7 +250,7 @@ def test_with_nobody_logged_in_the_caller_waits_until_someone_logs_in(
 
 
 def test_abandoned_caller_yields_one_callback_that_rings_operator_then_caller(
-    centre: tuple[Sandbox, ServiceProcess, int], box: Sandbox, ami: Watcher
+    centre: tuple[Sandbox, ServeProcess, int], box: Sandbox, ami: Watcher
 ) -> None:
     caller = number()
     with Phone("127.0.0.2") as callers:
@@ -281,7 +283,7 @@ def test_abandoned_caller_yields_one_callback_that_rings_operator_then_caller(
         incoming.wait_confirmed(5)
         bridged = ami.wait_for("BridgeEnter", lambda f: "trunk-mno" in (f.get("Channel") or ""))
         assert bridged is not None
-        time.sleep(0.5)
+        time.sleep(0.5)  # a short conversation: a duration, not a wait
         incoming.hangup()
         incoming.wait_disconnected(5)
     answering.join(45)
@@ -289,17 +291,18 @@ def test_abandoned_caller_yields_one_callback_that_rings_operator_then_caller(
     cli(box, "callbacks", "done", str(item["id"]))
 
 
-def test_restarting_asterisk_restores_queue_membership_from_the_database(box: Sandbox) -> None:
+def test_restarting_asterisk_restores_queue_membership_from_the_database(
+    centre: tuple[Sandbox, ServeProcess, int], box: Sandbox
+) -> None:
+    service = centre[1]
     cli(box, "operators", "login", "a1")
     cli(box, "operators", "pause", "a1", "--reason", "break")
     assert "PJSIP/a1" in box.asterisk.cli("queue show reg-3573")
+    restored = len(service.events("presence.restored"))
     box.asterisk.stop()
     box.asterisk.start(box.config.asterisk.boot_timeout_s)
-    deadline = time.monotonic() + 30
+    service.wait_for("presence.restored", 30, after=restored)
     shown = box.asterisk.cli("queue show reg-3573")
-    while "PJSIP/a1" not in shown and time.monotonic() < deadline:
-        time.sleep(0.2)
-        shown = box.asterisk.cli("queue show reg-3573")
     assert "PJSIP/a1" in shown, shown
     assert "paused:break" in shown.lower() or "(paused" in shown.lower(), shown
 

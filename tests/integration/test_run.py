@@ -22,10 +22,10 @@ from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.render import Layout
 from telephony.pbx.sandbox import install_for
-from tests.conftest import sandbox_config
-from tests.support.phone import Phone
-from tests.support.service import run_cli
-from tests.support.sipp import SippResult, run_scenario
+from telephony.phone import Phone
+from tests.harness.sandbox import sandbox_config
+from tests.harness.service import run_cli
+from tests.harness.sipp import SippResult, run_scenario
 
 pytestmark = pytest.mark.asterisk
 
@@ -51,7 +51,7 @@ def wait_healthy(config: Config, timeout: float, script: subprocess.Popen[str]) 
     while healthz(config) != 200:
         assert script.poll() is None, f"scripts/run exited with {script.returncode}"
         assert time.monotonic() - started < timeout, f"/healthz not 200 after {timeout}s"
-        time.sleep(0.1)
+        time.sleep(0.1)  # /healthz has no push signal: poll it
     return time.monotonic() - started
 
 

@@ -27,14 +27,14 @@ from telephony.operators import presence
 from telephony.operators.roster import load_roster
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.render import queues
+from telephony.phone import Phone, Security
 from telephony.store import open_database
-from tests.conftest import Sandbox, start_sandbox
-from tests.support.ami import Watcher
-from tests.support.net import free_port
-from tests.support.phone import Phone, Security
-from tests.support.service import ServiceProcess, run_cli
-from tests.support.sipp import SippResult, run_scenario
-from tests.support.tls import make_certificate
+from tests.harness.ami import Watcher
+from tests.harness.net import free_port
+from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.service import ServeProcess, run_cli
+from tests.harness.sipp import SippResult, run_scenario
+from tests.harness.tls import make_certificate
 
 pytestmark = pytest.mark.asterisk
 
@@ -46,7 +46,7 @@ UNAVAILABLE = "5"
 @dataclass
 class Centre:
     box: Sandbox
-    service: ServiceProcess
+    service: ServeProcess
     cert: Path
 
     @property
@@ -71,7 +71,7 @@ def centre(
         f"asterisk.tls_cert_file={cert}", f"asterisk.tls_key_file={key}",
         f"asterisk.tls_ca_file={cert}", "operators.require_tls=true",
     )
-    service = ServiceProcess(box.config, root / "serve.log")
+    service = ServeProcess(box.config, root / "serve.log")
     try:
         service.wait_ready()
         yield Centre(box, service, cert)
@@ -123,7 +123,7 @@ def wait_contact(box: Sandbox, op: str, status: str, timeout: float = 10.0) -> s
         if f" {status} " in line:
             return line
         assert time.monotonic() < deadline, f"{op}'s contact never became {status}: {line!r}"
-        time.sleep(0.1)
+        time.sleep(0.1)  # qualify results reach the CLI with no event to this test: poll
 
 
 def call_in_background(centre: Centre, hold_ms: int) -> tuple[threading.Thread, list[SippResult]]:
@@ -189,7 +189,7 @@ def test_operator_on_tls_is_rung_over_tls_and_talks_srtp(secure: Centre) -> None
         deadline = time.monotonic() + 10
         stats = incoming.media_stats()
         while stats.rx_packets < 50 and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.1)  # RTP counters have no event: poll them
             stats = incoming.media_stats()
         assert stats.srtp and stats.rx_packets >= 50 and stats.tx_packets > 0, stats
         assert int(getvar(conn, leg, "CHANNEL(rtcp,rxcount)") or 0) > 0

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from telephony.pbx.provision import AsteriskInstall
-from tests.conftest import Sandbox, start_sandbox
-from tests.support.ami import watching
-from tests.support.sipp import run_scenario
+from tests.harness.ami import watching
+from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.sipp import run_scenario
 
 pytestmark = pytest.mark.asterisk
 
@@ -87,13 +87,10 @@ def test_a_graceful_stop_lets_the_call_in_progress_finish(
     """Asterisk.stop() refuses new calls and waits for those up; it does not cut them."""
     box = start_sandbox(asterisk_install, tmp_path)
     try:
-        with ThreadPoolExecutor(1) as pool:
+        with watching(box.config) as ami, ThreadPoolExecutor(1) as pool:
             call = pool.submit(run_scenario, "uac_112.xml", box.sip_target,
                                workdir=tmp_path, extra=("-d", "4000"))  # fmt: skip
-            deadline = time.monotonic() + 10
-            while box.asterisk.channel_count() == 0:
-                assert time.monotonic() < deadline, "the call never reached Asterisk"
-                time.sleep(0.05)
+            ami.wait_for("Newchannel", timeout=10)
             started = time.monotonic()
             box.asterisk.stop(timeout=15)
             stopped_after = time.monotonic() - started

@@ -18,11 +18,10 @@ import pytest
 
 from telephony.operators.roster import ha1
 from telephony.pbx.render import INCLUDE_FILES
-from tests.support.net import free_port
+from tests.harness import CHECKOUT
+from tests.harness.net import free_port
 
 pytestmark = pytest.mark.asterisk
-
-CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def run(*argv: str | Path, cwd: Path, status: int = 0) -> str:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from telephony.agi import IVR, DefaultRouter, FastAGIServer
 from telephony.agi.channel import ConnectionClosed, LineReader, ProtocolError, quote, read_env
-from telephony.agi.testing import FakeAsterisk, serving, split_args, thread_errors
+from tests.harness.agi import FakeAsterisk, serving, split_args, thread_errors
 
 PROMPTS = Path(__file__).resolve().parents[2] / "ivr_prompts"
 FUZZ = settings(

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from telephony.agi import FastAGIServer, Session
 from telephony.agi.server import _args
-from telephony.agi.testing import FakeAsterisk, Hook, serving, thread_errors
+from tests.harness.agi import FakeAsterisk, Hook, serving, thread_errors
 
 LINKEDID = "1700000000.1"
 

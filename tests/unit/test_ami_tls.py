@@ -14,7 +14,7 @@ import pytest
 
 from telephony.ami import AMIConnection, Frame, FrameParser
 from telephony.ami.stream import client_context
-from tests.support.tls import make_certificate
+from tests.harness.tls import make_certificate
 
 SENDERS = 4
 PINGS_PER_THREAD = 25

@@ -14,10 +14,10 @@ from telephony.audit.cel import (
     group_calls,
     parse_line,
     parse_lines,
-    parse_time,
     to_frame,
 )
 from telephony.audit.events import event_time
+from telephony.audit.times import parse_time
 
 CALLER = "1795900596.2"
 OPERATOR = "1795900596.3"

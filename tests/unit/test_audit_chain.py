@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, text, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from telephony.ami.frames import Frame
@@ -27,47 +25,10 @@ from telephony.audit.models import AppendOnlyViolation, AuditEvent, Call, CallLe
 from telephony.audit.projection import LegRole, Outcome
 from telephony.audit.store import ProjectionCache, write_batch
 from telephony.audit.verify import verify
-from telephony.db import make_engine
 from telephony.migrations import upgrade
 
 KEY = b"checkpoint-key-for-tests"
-PG_ENV = "TELEPHONY_TEST_POSTGRES_URL"
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-
-
-def postgres_engine() -> Iterator[Engine]:
-    """A fresh schema per test; FAIL, not skip, when the URL is set but the server is down."""
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set")
-    admin = make_engine(url)
-    schema = f"audit_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        pytest.fail(f"{PG_ENV} is set but PostgreSQL is unreachable: {exc}")
-    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        sqlite = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
-        upgrade(sqlite)
-        yield sqlite
-        sqlite.dispose()
-    else:
-        for pg in postgres_engine():
-            upgrade(pg)
-            yield pg
 
 
 def frames(count: int) -> list[Frame]:
@@ -206,11 +167,10 @@ def test_database_trigger_refuses_raw_sql(engine: Engine, tmp_path: Path, statem
 
 
 @pytest.mark.postgres
-def test_postgres_trigger_refuses_truncate(tmp_path: Path) -> None:
-    for pg in postgres_engine():
-        upgrade(pg)
-        with pytest.raises(DBAPIError, match="append-only"), pg.begin() as connection:
-            connection.execute(text("TRUNCATE audit_events"))
+def test_postgres_trigger_refuses_truncate(postgres: Engine) -> None:
+    upgrade(postgres)
+    with pytest.raises(DBAPIError, match="append-only"), postgres.begin() as connection:
+        connection.execute(text("TRUNCATE audit_events"))
 
 
 def test_projection_round_trips_through_the_database(engine: Engine) -> None:

@@ -17,7 +17,7 @@ from telephony.audit.commands import parse_time, register
 from telephony.config import Config
 from telephony.db import make_engine
 from telephony.migrations import upgrade
-from tests.unit.test_audit_reconcile import (
+from tests.harness.calls import (
     CALLER,
     KEY,
     T0,

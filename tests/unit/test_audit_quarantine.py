@@ -10,7 +10,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,26 +24,11 @@ from telephony.audit.models import AuditEvent, Call
 from telephony.audit.quarantine import read
 from telephony.audit.verify import verify
 from telephony.audit.writer import AuditWriter
-from telephony.db import make_engine
 from telephony.migrations import upgrade
-from tests.unit.test_audit_chain import postgres_engine
 
 KEY = b"quarantine-test-key"
 BASE_NS = 1_796_000_000_000_000_000
 _n = iter(range(1, 1_000_000))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        db = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
-        upgrade(db)
-        yield db
-        db.dispose()
-    else:
-        for pg in postgres_engine():
-            upgrade(pg)
-            yield pg
 
 
 def ev(name: str, linkedid: str, **fields: str) -> Frame:
@@ -113,7 +97,7 @@ def test_a_frame_breaking_a_contract_is_quarantined_once_and_the_rest_written(
 def test_frames_without_channel_identity_never_enter_the_chain(
     engine: Engine, tmp_path: Path
 ) -> None:
-    events: queue.Queue[Frame | Quarantined] = queue.Queue()  # type: ignore[assignment]
+    events: queue.Queue[Frame | Quarantined] = queue.Queue()
     writer = writer_for(engine, tmp_path, events)  # type: ignore[arg-type]
     cut = Frame([("Event", "Newchannel"), ("Channel", "PJSIP/a-3"), ("CallerIDNum", "0812")],
                 BASE_NS + next(_n))  # fmt: skip
@@ -129,28 +113,30 @@ def test_frames_without_channel_identity_never_enter_the_chain(
 
 
 @pytest.mark.postgres
-def test_a_frame_postgres_refuses_is_quarantined_not_replayed_forever(tmp_path: Path) -> None:
+def test_a_frame_postgres_refuses_is_quarantined_not_replayed_forever(
+    postgres: Engine, tmp_path: Path
+) -> None:
     # PostgreSQL text cannot hold NUL; SQLite can, so this one is PostgreSQL's own refusal
     # (of the projection's calls.caller: the event payload is JSON, where NUL is escaped).
-    for pg in postgres_engine():
-        upgrade(pg)
-        events: queue.Queue[Frame] = queue.Queue()
-        writer = writer_for(pg, tmp_path, events)
-        frames = [ev("Newchannel", "1.5", Channel="PJSIP/b-1", CallerIDNum="0812"),
-                  ev("Newchannel", "1.4", Channel="PJSIP/a-4", CallerIDNum="08\x0012"),
-                  ev("Hangup", "1.5", Cause="16")]  # fmt: skip
-        for frame in frames:
-            events.put(frame)
-        writer.start()
-        time.sleep(0.5)  # several retry periods: a replay loop would quarantine again
-        writer.stop()
-        assert [(r.type, r.linkedid) for r in stored(pg)] == [
-            ("Newchannel", "1.5"), ("Hangup", "1.5")
-        ]
-        (entry,) = read(tmp_path / "quarantine.jsonl")
-        assert entry.reason.startswith("refused: DataError")
-        metrics = writer.metrics()
-        assert (metrics.spool_backlog, metrics.db_available, metrics.quarantined) == (0, True, 1)
+    pg = postgres
+    upgrade(pg)
+    events: queue.Queue[Frame] = queue.Queue()
+    writer = writer_for(pg, tmp_path, events)
+    frames = [ev("Newchannel", "1.5", Channel="PJSIP/b-1", CallerIDNum="0812"),
+              ev("Newchannel", "1.4", Channel="PJSIP/a-4", CallerIDNum="08\x0012"),
+              ev("Hangup", "1.5", Cause="16")]  # fmt: skip
+    for frame in frames:
+        events.put(frame)
+    writer.start()
+    time.sleep(0.5)  # several retry periods: a replay loop would quarantine again
+    writer.stop()
+    assert [(r.type, r.linkedid) for r in stored(pg)] == [
+        ("Newchannel", "1.5"), ("Hangup", "1.5")
+    ]
+    (entry,) = read(tmp_path / "quarantine.jsonl")
+    assert entry.reason.startswith("refused: DataError")
+    metrics = writer.metrics()
+    assert (metrics.spool_backlog, metrics.db_available, metrics.quarantined) == (0, True, 1)
 
 
 def test_the_reader_never_waits_and_overflow_keeps_arrival_order(tmp_path: Path) -> None:
@@ -177,7 +163,11 @@ def test_the_reader_never_waits_and_overflow_keeps_arrival_order(tmp_path: Path)
 def test_a_writer_behind_a_full_queue_writes_every_frame(engine: Engine, tmp_path: Path) -> None:
     intake = Intake(tmp_path / "overflow.jsonl", maxsize=5)
     frames = [ev("Newstate", f"2.{n}", ChannelState="6") for n in range(300)]
-    putting = threading.Thread(target=lambda: [intake.put(f) for f in frames])
+    def put_all() -> None:
+        for frame in frames:
+            intake.put(frame)
+
+    putting = threading.Thread(target=put_all)
     putting.start()
     putting.join(5)
     writer = writer_for(engine, tmp_path, intake)
@@ -198,7 +188,7 @@ def test_metrics_show_a_dead_or_stalled_writer(engine: Engine, tmp_path: Path) -
         gate.wait(10)
         return original(items)  # type: ignore[arg-type]
 
-    writer._write = slow  # type: ignore[method-assign]
+    writer._write = slow  # type: ignore[method-assign, assignment]
     writer.start()
     fields = [("Event", "Newchannel"), ("Uniqueid", "3.1"), ("Linkedid", "3.1")]
     events.put(Frame(fields, time.time_ns()))

@@ -6,9 +6,7 @@ every later sweep fail there).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -17,24 +15,8 @@ from sqlalchemy.orm import Session
 from telephony.audit import Call, Outcome
 from telephony.audit.limits import MARKER
 from telephony.callbacks.items import CallbackAttempt, CallbackItem, dialable, sweep
-from telephony.db import make_engine
-from telephony.migrations import upgrade
-from tests.unit.test_audit_chain import postgres_engine
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        db = make_engine(f"sqlite:///{tmp_path / 'callbacks.db'}")
-        upgrade(db)
-        yield db
-        db.dispose()
-    else:
-        for pg in postgres_engine():
-            upgrade(pg)
-            yield pg
 
 
 def abandoned(linkedid: str, caller: str | None, n: int, **fields: object) -> Call:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.net import free_port
+from tests.harness.net import free_port
 
 
 def _telephony(*args: str) -> list[str]:

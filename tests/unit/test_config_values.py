@@ -20,7 +20,7 @@ from telephony.pbx import deploy
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.render import Layout, RenderError, render_sandbox, write_sandbox
 from telephony.pbx.trunks import TrunkError, load_trunks
-from tests.unit.test_pbx import production_roster
+from tests.harness.sandbox import production_roster
 
 ROOT = Path(__file__).resolve().parents[2]
 REGIONS = load_regions(ROOT / "config" / "regions.toml")

@@ -12,7 +12,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from telephony.agi import IVR, DefaultRouter, FastAGIServer, RouteDecision, Router
-from telephony.agi.testing import CLOSE, Close, FakeAsterisk, serving, split_args, thread_errors
+from tests.harness.agi import CLOSE, Close, FakeAsterisk, serving, split_args, thread_errors
 
 PROMPTS = Path(__file__).resolve().parents[2] / "ivr_prompts"
 DEFAULT_QUEUE = "q-default"

@@ -16,7 +16,7 @@ import pytest
 
 from telephony.agi import IVR, DefaultRouter, FastAGIServer
 from telephony.agi.ivr import LANGUAGES, PROMPTS, ROUTER_GRACE
-from telephony.agi.testing import FakeAsterisk, serving, split_args
+from tests.harness.agi import FakeAsterisk, serving, split_args
 
 REAL_PROMPTS = Path(__file__).resolve().parents[2] / "ivr_prompts"
 SCALE = 10

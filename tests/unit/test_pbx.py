@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from telephony.config import load
-from telephony.operators.roster import ha1
 from telephony.pbx.provision import AsteriskInstall, parse_major
 from telephony.pbx.render import INCLUDE_FILES, Layout, render_sandbox
+from tests.harness.sandbox import production_roster
 
 
 @pytest.mark.parametrize(
@@ -23,15 +23,6 @@ from telephony.pbx.render import INCLUDE_FILES, Layout, render_sandbox
 )
 def test_parse_major(text: str, major: int) -> None:
     assert parse_major(text) == major
-
-
-def production_roster(directory: Path) -> Path:
-    """A roster as production has it: HA1 digests only, no demo passwords."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "operators.toml"
-    path.write_text('[[operator]]\nid = "op1"\nregency = "35.73"\n'
-                    f'ha1 = "{ha1("op1", "a-long-secret")}"\n')
-    return path
 
 
 def _render(tmp_path: Path, *overrides: str) -> dict[str, str]:

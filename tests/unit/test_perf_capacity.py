@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from telephony.perf.capacity import Search, Trial, find, next_rate
+from tests.harness.perf.capacity import Search, Trial, find, next_rate
 
 SEARCH = Search(start_cps=5, window_s=10, hold_s=5, key_share=1.0, max_cps=100,
                 resolution_cps=1, max_steps=10)  # fmt: skip

@@ -8,7 +8,7 @@ import pytest
 
 from telephony.location import load_regions
 from telephony.operators.roster import ha1, load_roster
-from telephony.perf.centre import REGENCY, accounts, baseline_dialplan, roster_text
+from tests.harness.perf.centre import REGENCY, accounts, baseline_dialplan, roster_text
 
 REGIONS = Path(__file__).resolve().parents[2] / "config" / "regions.toml"
 RENDERED = """\

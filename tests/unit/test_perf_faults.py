@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from telephony.db import make_engine
-from telephony.perf import faults, postgres
+from tests.harness.perf import faults, postgres
 
 # /proc/net/tcp: one listener on 127.0.0.1:8080 and one established connection to it.
 PROC_NET_TCP = """\

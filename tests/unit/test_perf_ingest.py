@@ -7,8 +7,8 @@ from pathlib import Path
 
 from telephony.audit import WriterMetrics
 from telephony.audit.events import event_linkedid
-from telephony.perf.ingest import EVENTS_PER_CALL, call_frames, flood
-from telephony.perf.probe import LagReader
+from tests.harness.perf.ingest import EVENTS_PER_CALL, call_frames, flood
+from tests.harness.perf.probe import LagReader
 
 
 def test_a_call_is_a_dozen_events_all_on_its_linkedid() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from telephony.perf.load import Timeline, callers
-from telephony.perf.sipp import Mark
+from tests.harness.perf.load import Timeline, callers
+from tests.harness.sipp import Mark
 
 
 def test_key_callers_are_spread_evenly_and_numbers_are_distinct() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telephony.perf import results
+from tests.harness.perf import results
 
 
 def result(rate: float = 10, window: float = 120, peak: int = 210, **over: Any) -> dict[str, Any]:

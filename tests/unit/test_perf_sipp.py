@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from telephony.perf import sipp
-from telephony.perf.load import IDENTITY, SDP, SDP_TYPE
+from tests.harness import sipp
+from tests.harness.perf.load import IDENTITY, SDP, SDP_TYPE
 
 # A -trace_stat file cut down to the columns the parser reads, as SIPp writes them
 # (header row, one row per -fd period, trailing ';').

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from telephony.perf.stats import percentile, summarize
+from tests.harness.perf.stats import percentile, summarize
 
 
 def test_nearest_rank_percentiles_are_values_that_were_seen() -> None:

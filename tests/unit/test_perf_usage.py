@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from telephony.perf import usage
+from tests.harness.perf import usage
 
 
 def stat_line(comm: str, utime: int, stime: int, rss_pages: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from telephony.pbx.provision import AsteriskInstall
-from telephony.perf.verdict import Context, DrillError, Verdict, wait_until
+from tests.harness.perf.verdict import Context, DrillError, Verdict, wait_until
 
 INSTALL = AsteriskInstall(("asterisk",), Path("/m"), Path("/d"), "Asterisk 22.0.0", "test")
 

@@ -14,23 +14,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from telephony import config as config_mod
 from telephony.config import resolve_path
 from telephony.control import ami_session
 from telephony.location import import_routes, load_regions, queue_name
 from telephony.operators import presence
 from telephony.operators.roster import load_roster
+from telephony.pbx import sandbox
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
-from telephony.pbx.render import Layout, queues, write_sandbox
-from telephony.perf.net import free_port, free_udp
-from telephony.perf.phones import Phones
-from telephony.perf.serve import ServeProcess
+from telephony.pbx.render import Layout, queues
+from telephony.pbx.sandbox import layout_for
 from telephony.resources import shipped
 from telephony.store import open_database
+from tests.harness.perf.phones import Phones
+from tests.harness.sandbox import sandbox_config
+from tests.harness.service import ServeProcess
 
-# Where scripts/bench and scripts/drill keep their results and work directories.
-REPO = Path(__file__).resolve().parents[2]
 ROUTES = shipped("config/routing.example.csv")
 REGENCY = "35.73"
 CELL = "510100A010000001"
@@ -102,23 +101,15 @@ class Centre:
         roster = root / "operators.toml"
         roster.write_text(roster_text(staff.count))
         database = database_url or f"sqlite:///{root / 'telephony.db'}"
-        self.config = config_mod.load(None, env={}, overrides=[
-            f"asterisk.runtime_dir={root / 'asterisk'}",
-            f"asterisk.sip_port={free_udp()}",
-            f"asterisk.ami_port={free_port()}",
-            f"agi.port={free_port()}",
-            f"health.port={free_port()}",
+        self.config = sandbox_config(
+            root,
             f"audit.database_url={database}",
-            f"audit.spool_path={root / 'audit-spool.jsonl'}",
-            f"audit.quarantine_path={root / 'audit-quarantine.jsonl'}",
-            f"audit.overflow_path={root / 'audit-overflow.jsonl'}",
-            f"audit.checkpoint_path={root / 'audit-checkpoints.jsonl'}",
-            f"audit.checkpoint_key_file={root / 'audit-hmac.key'}",
             f"operators.file={roster}",
             f"operators.wrapup_s={staff.wrapup_s}",
             *overrides,
-        ])  # fmt: skip
-        self.layout = Layout(Path(self.config.asterisk.runtime_dir))
+            short_timers=False,
+        )
+        self.layout = layout_for(self.config)
         self.asterisk = Asterisk(install, self.layout)
         self.phones = Phones(
             self.sip_target, accounts(staff.count), root / "phones",
@@ -145,16 +136,18 @@ class Centre:
         self.stop()
 
     def start(self) -> Centre:
-        write_sandbox(self.config, self.install, self.layout)
-        if self.baseline:
-            path = self.layout.etc / "extensions_112.conf"
-            path.write_text(baseline_dialplan(path.read_text(), self.queue))
-        self.asterisk.start(self.config.asterisk.boot_timeout_s)
+        self.asterisk = sandbox.start(
+            self.config, self.install, edit=self.use_baseline if self.baseline else None
+        )
         self.prepare_database()
         self.phones.start()
         if self.baseline:
             self.restore_presence()
         return self
+
+    def use_baseline(self, layout: Layout) -> None:
+        path = layout.etc / "extensions_112.conf"
+        path.write_text(baseline_dialplan(path.read_text(), self.queue))
 
     def prepare_database(self) -> None:
         """Routes (so the IVR finds the caller's regency) and every operator logged in."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from telephony.perf import sipp
-from telephony.perf.net import free_udp
+from tests.harness import sipp
+from tests.harness.net import free_udp
 
 REGISTER_RATE = 200
 REGISTER_LIMIT_S = 60.0

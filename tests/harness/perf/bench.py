@@ -1,6 +1,6 @@
 """`scripts/bench`: the load harness. See docs/performance.md for the method.
 
-    python -m telephony.perf.bench [--quick] [--compare PREV.json] [--out FILE]
+    python -m tests.harness.perf.bench [--quick] [--compare PREV.json] [--out FILE]
 
 Phases, each against a fresh sandbox: our full path (IVR over FastAGI, the service on AMI
 writing the audit); the same load against the pure-dialplan baseline; the capacity search;
@@ -27,10 +27,11 @@ from telephony import config as config_mod
 from telephony import logs
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.sandbox import install_for
-from telephony.perf import capacity, ingest, load, results
-from telephony.perf.centre import REPO, Centre, Staff
-from telephony.perf.postgres import Cluster, PostgresError
-from telephony.perf.stats import summarize
+from tests.harness import CHECKOUT
+from tests.harness.perf import capacity, ingest, load, results
+from tests.harness.perf.centre import Centre, Staff
+from tests.harness.perf.postgres import Cluster, PostgresError
+from tests.harness.perf.stats import summarize
 
 IDLE_TIMEOUT_S = 60.0
 
@@ -266,13 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "(default 1000)")
     parser.add_argument("--keep", action="store_true", help="keep the run's work directory")
     args = parser.parse_args(argv)
-    os.chdir(REPO)  # the config's relative paths (regions, prompts) are the clone's
     profile = QUICK if args.quick else FULL
     if args.answer_ms is not None:
         profile = replace(profile, staff=replace(profile.staff, answer_ms=args.answer_ms))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or REPO / "var" / "bench" / f"{profile.name}-{stamp}.json"
-    work = REPO / "var" / "bench" / "work" / stamp
+    out = args.out or CHECKOUT / "var" / "bench" / f"{profile.name}-{stamp}.json"
+    work = CHECKOUT / "var" / "bench" / "work" / stamp
     work.mkdir(parents=True, exist_ok=True)
     parts = set(args.only or ("load", "capacity", "ingest"))
     started = time.monotonic()

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from telephony.perf import sipp
-from telephony.perf.centre import CELL, Centre
-from telephony.perf.net import TRUNK, free_udp
-from telephony.perf.stats import Summary, summarize
-from telephony.perf.usage import Sampler, Usage
+from tests.harness import sipp
+from tests.harness.net import TRUNK, free_udp
+from tests.harness.perf.centre import CELL, Centre
+from tests.harness.perf.stats import Summary, summarize
+from tests.harness.perf.usage import Sampler, Usage
 
 IDENTITY = (
     "P-Asserted-Identity: <sip:[field0]@mno.example;user=phone>\n"

@@ -1,6 +1,6 @@
 """`scripts/drill`: fault drills, each printing PASS or FAIL with its figure.
 
-    python -m telephony.perf.drill [NAME ...] [--quick] [--out FILE]
+    python -m tests.harness.perf.drill [NAME ...] [--quick] [--out FILE]
 
 Every drill builds its own sandbox centre (Asterisk, the real `telephony serve`, SIPp
 operators), runs calls through one fault, and judges the outcome. See docs/performance.md.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -22,9 +21,9 @@ from pathlib import Path
 from telephony import config as config_mod
 from telephony import logs
 from telephony.pbx.sandbox import install_for
-from telephony.perf import drills, hostile
-from telephony.perf.centre import REPO
-from telephony.perf.verdict import Context, Verdict
+from tests.harness import CHECKOUT
+from tests.harness.perf import drills, hostile
+from tests.harness.perf.verdict import Context, Verdict
 
 DRILLS: dict[str, Callable[[Context], Verdict]] = {
     "agi-down": partial(drills.fail_open, name="agi-down"),
@@ -63,9 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in DRILLS]
     if unknown:
         parser.error(f"unknown drill(s): {', '.join(unknown)}; known: {', '.join(DRILLS)}")
-    os.chdir(REPO)  # the config's relative paths (regions, prompts) are the clone's
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    work = REPO / "var" / "drill" / stamp
+    work = CHECKOUT / "var" / "drill" / stamp
     work.mkdir(parents=True, exist_ok=True)
     verdicts = []
     with (work / "drill.log").open("a") as log_file:

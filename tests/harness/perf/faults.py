@@ -4,7 +4,7 @@
 - one TCP connection cut, as a NAT timeout or a firewall reset does: the kernel destroys
   the socket (``ss -K``, Linux's SOCK_DESTROY), the peer gets a reset. The connection is
   found from the process's own file descriptors, so nothing else is touched;
-- the database gone: a PostgreSQL server stopped (see :mod:`telephony.perf.postgres`), or a
+- the database gone: a PostgreSQL server stopped (see :mod:`tests.harness.perf.postgres`), or a
   SQLite file held under an exclusive lock by another connection, which is how a SQLite
   audit store becomes unwritable (file permissions do not stop root).
 """

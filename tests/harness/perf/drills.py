@@ -16,12 +16,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from telephony.pbx.process import AsteriskError
-from telephony.perf import faults
-from telephony.perf.centre import Centre
-from telephony.perf.load import Calls, Load, Phase
-from telephony.perf.postgres import Cluster
-from telephony.perf.serve import ServeProcess
-from telephony.perf.verdict import AuditCheck, Context, DrillError, Verdict, audit_check, wait_until
+from tests.harness.perf import faults
+from tests.harness.perf.centre import Centre
+from tests.harness.perf.load import Calls, Load, Phase
+from tests.harness.perf.postgres import Cluster
+from tests.harness.perf.verdict import (
+    AuditCheck,
+    Context,
+    DrillError,
+    Verdict,
+    audit_check,
+    wait_until,
+)
+from tests.harness.service import ServeProcess
 
 READY_S = 30.0
 RESTART_S = 120.0

@@ -1,6 +1,6 @@
 """`telephony serve`, plus its own measurements written out when it stops.
 
-    python -m telephony.perf.probe --out FILE [--set SECTION.KEY=VALUE ...]
+    python -m tests.harness.perf.probe --out FILE [--set SECTION.KEY=VALUE ...]
 
 The very components and Service of `telephony serve`, in one process; a thread reads the
 AGI server's command timings and the audit writer's receive-to-commit lag, which the service
@@ -68,7 +68,7 @@ class LagReader:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m telephony.perf.probe")
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.perf.probe")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     args = parser.parse_args(argv)

@@ -1,7 +1,8 @@
-"""SIPp as the bench's callers and operators: scenario rendering, runs, and their outputs.
+"""SIPp as callers and operators, for the tests and the bench: scenarios, runs, outputs.
 
-Scenarios live in ``scenarios/`` with ``@{name}`` placeholders (SIPp itself owns ``[...]``
-and ``$``). Every run gets its own directory, so SIPp's per-pid files never mix:
+Scenarios live in one folder, tests/integration/scenarios/, beside the tests; the bench's
+have ``@{name}`` placeholders (SIPp itself owns ``[...]`` and ``$``). Every run gets its
+own directory, so SIPp's per-pid files never mix:
 
 - ``marks.log``: our ``<log>`` lines, ``kind;number;seconds;microseconds`` (gettimeofday),
   stamped at the edges: INVITE sent, 200 received, key pressed, operator rung;
@@ -21,7 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = Path(__file__).resolve().with_name("scenarios")
+from tests.harness import CHECKOUT
+from tests.harness.net import TRUNK, free_udp
+
+SCENARIOS = CHECKOUT / "tests" / "integration" / "scenarios"
 DTMF_PCAP = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")
 _PLACEHOLDER = re.compile(r"@\{(\w+)\}")
 # Cumulative counters of a -trace_stat file worth reporting when not zero.
@@ -229,6 +233,46 @@ class Sipp:
 
     def errors(self, lines: int = 20) -> str:
         return "\n".join(_lines(self.dir / "errors.log")[-lines:])
+
+    def screen(self) -> str:
+        """What SIPp printed (its final screen and any complaint)."""
+        return "\n".join(_lines(self.dir / "screen.txt"))
+
+
+@dataclass(frozen=True)
+class SippResult:
+    returncode: int
+    output: str
+    errors: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run_scenario(
+    scenario: str,
+    target: str,
+    *,
+    source: str = TRUNK,
+    service: str = "112",
+    calls: int = 1,
+    rate: float = 1.0,
+    timeout_s: float = 60.0,
+    port: int | None = None,
+    workdir: Path,
+    extra: tuple[str, ...] = (),
+) -> SippResult:
+    """Place `calls` calls with scenario `scenario` (a file name in SCENARIOS) at `target`,
+    and wait for SIPp to finish."""
+    port = port or free_udp(source)
+    run = Sipp(
+        f"sipp-{scenario}-{port}", SCENARIOS / scenario, target, source=source, port=port,
+        workdir=workdir, args=("-s", service, "-m", str(calls), "-r", str(rate), *extra),
+        limit_s=timeout_s,
+    )  # fmt: skip
+    code = run.start().wait()
+    return SippResult(code, run.screen(), "\n".join(_lines(run.dir / "errors.log")))
 
 
 def _lines(path: Path) -> list[str]:

@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 
 from telephony.audit import AuditEvent
 from telephony.pbx.process import AsteriskError
-from telephony.perf import sipp
-from telephony.perf.centre import Centre
-from telephony.perf.load import IDENTITY, SDP, Calls, Invite, Load, Phase
-from telephony.perf.net import STRANGER, free_udp
-from telephony.perf.verdict import Context, Verdict
 from telephony.store import open_database
+from tests.harness import sipp
+from tests.harness.net import STRANGER, free_udp
+from tests.harness.perf.centre import Centre
+from tests.harness.perf.load import IDENTITY, SDP, Calls, Invite, Load, Phase
+from tests.harness.perf.verdict import Context, Verdict
 
 FLOOD_CPS = 300
 TRUNK_ANSWERED = 0.99

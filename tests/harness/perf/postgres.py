@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from telephony.perf.net import free_port
+from tests.harness.net import free_port
 
 TIMEOUT_S = 60.0
 

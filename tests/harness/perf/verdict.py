@@ -19,8 +19,8 @@ from typing import Any
 
 from telephony.config import Config, as_set_flags
 from telephony.pbx.provision import AsteriskInstall
-from telephony.perf.centre import Centre, Staff
-from telephony.perf.serve import clean_env
+from tests.harness.perf.centre import Centre, Staff
+from tests.harness.service import clean_env
 
 COMMAND_TIMEOUT_S = 120.0
 SETTLE_TIMEOUT_S = 90.0

@@ -1,0 +1,123 @@
+"""An isolated sandbox Asterisk on free ports, for the tests, the bench and the drills.
+
+It is the product's own sandbox (`telephony asterisk up`, telephony.pbx.sandbox) with a
+configuration of its own: every port free, every file under one root directory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from telephony import config as config_mod
+from telephony.audit import CallLeg
+from telephony.audit.reconcile import read_cel, reconcile
+from telephony.operators.roster import ha1
+from telephony.pbx import sandbox
+from telephony.pbx.process import Asterisk
+from telephony.pbx.provision import AsteriskInstall
+from telephony.pbx.render import Layout
+from telephony.store import open_database
+from tests.harness.net import free_port, free_udp
+
+LEAK_WAIT_S = 10.0
+
+
+@dataclass
+class Sandbox:
+    config: config_mod.Config
+    asterisk: Asterisk
+    workdir: Path
+
+    @property
+    def layout(self) -> Layout:
+        return self.asterisk.layout
+
+    @property
+    def sip_target(self) -> str:
+        return f"{self.config.asterisk.sip_bind}:{self.config.asterisk.sip_port}"
+
+    def wait_no_channels(self, timeout: float = LEAK_WAIT_S) -> int:
+        """Wait until Asterisk has no channels; return how many are left at the deadline."""
+        deadline = time.monotonic() + timeout
+        count = self.asterisk.channel_count()
+        while count and time.monotonic() < deadline:
+            time.sleep(0.1)  # Asterisk pushes no "last channel gone" event to the CLI: poll
+            count = self.asterisk.channel_count()
+        return count
+
+
+def production_roster(directory: Path) -> Path:
+    """A roster as production has it: HA1 digests only, no demo passwords."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "operators.toml"
+    path.write_text('[[operator]]\nid = "op1"\nregency = "35.73"\n'
+                    f'ha1 = "{ha1("op1", "a-long-secret")}"\n')
+    return path
+
+
+def sandbox_config(
+    root: Path, *overrides: str, short_timers: bool = True
+) -> config_mod.Config:
+    """A config for an isolated sandbox on free ports, everything kept under `root`; with
+    `short_timers`, the testsuite's short SIP timers (the bench keeps the defaults)."""
+    return config_mod.load(
+        None,
+        env={},
+        overrides=[
+            f"asterisk.runtime_dir={root / 'asterisk'}",
+            f"asterisk.sip_port={free_udp()}",
+            f"asterisk.ami_port={free_port()}",
+            f"agi.port={free_port()}",
+            f"health.port={free_port()}",
+            *(["asterisk.timer_t1=100"] if short_timers else []),
+            f"audit.database_url=sqlite:///{root / 'telephony.db'}",
+            f"audit.spool_path={root / 'audit-spool.jsonl'}",
+            f"audit.quarantine_path={root / 'audit-quarantine.jsonl'}",
+            f"audit.overflow_path={root / 'audit-overflow.jsonl'}",
+            f"audit.checkpoint_path={root / 'audit-checkpoints.jsonl'}",
+            f"audit.checkpoint_key_file={root / 'audit-hmac.key'}",
+            f"recording.directory={root / 'recordings'}",
+            *overrides,
+        ],
+    )
+
+
+def start_sandbox(
+    install: AsteriskInstall,
+    root: Path,
+    *overrides: str,
+    config: config_mod.Config | None = None,
+    edit: Callable[[Layout], None] | None = None,
+) -> Sandbox:
+    """Render and start a sandbox: `sandbox_config(root, *overrides)` unless `config`."""
+    config = config or sandbox_config(root, *overrides)
+    return Sandbox(config, sandbox.start(config, install, edit=edit), root)
+
+
+def assert_audit_matches_cel(box: Sandbox) -> None:
+    """Every leg Asterisk's own CEL record has is in our audit, and nothing else is.
+
+    Calls made while no `telephony serve` was listening reach the audit through reconcile,
+    which is exactly what a centre runs after an outage.
+    """
+    engine = open_database(box.config)
+    try:
+        # Asterisk has stopped, so every call has ended, even one whose last CEL second is
+        # now (reconcile leaves a call that ended within CEL's 1 s resolution for later).
+        later = datetime.now(UTC) + timedelta(seconds=2)
+        reconcile(engine, box.layout.cel_csv, settle_s=0, now=later)
+        in_cel = {record.uniqueid for record in read_cel(box.layout.cel_csv).records}
+        with Session(engine) as session:
+            in_audit = set(session.scalars(select(CallLeg.uniqueid)))
+    finally:
+        engine.dispose()
+    assert in_audit == in_cel, (
+        f"audit only: {sorted(in_audit - in_cel)}; CEL only: {sorted(in_cel - in_audit)}"
+    )
