@@ -31,6 +31,7 @@ from telephony.pbx.process import AsteriskError
 from telephony.pbx.provision import ProvisionError
 from telephony.pbx.render import RenderError
 from telephony.pbx.trunks import TrunkError
+from telephony.phone import commands as phone_commands
 
 log = structlog.get_logger(__name__)
 
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands.register(sub)
     operator_commands.register(sub)
     edge_commands.register(sub)
+    phone_commands.register(sub)
     return parser
 
 

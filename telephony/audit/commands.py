@@ -236,19 +236,21 @@ def calls_show(config: Config, args: argparse.Namespace) -> int:
         if detail is None:
             print(f"no call {args.linkedid}", file=sys.stderr)
             return 1
-        if args.json:
-            payload = {
-                "call": _row(detail.call),
-                "legs": [_row(leg) for leg in detail.legs],
-                "events": [asdict(event) for event in detail.events],
-            }
-            print(json.dumps(plain(payload)))
-        else:
-            print(_detail_text(detail))
+        print(json.dumps(detail_payload(detail)) if args.json else detail_text(detail))
     return 0
 
 
-def _detail_text(detail: CallDetail) -> str:
+def detail_payload(detail: CallDetail) -> object:
+    """One call as `calls show --json` prints it."""
+    return plain({
+        "call": _row(detail.call),
+        "legs": [_row(leg) for leg in detail.legs],
+        "events": [asdict(event) for event in detail.events],
+    })
+
+
+def detail_text(detail: CallDetail) -> str:
+    """One call as `calls show` prints it."""
     c = detail.call
     location = "unknown"
     if c.location_source or c.regency_code:

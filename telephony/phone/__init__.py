@@ -20,6 +20,7 @@ last Phone closes, or at interpreter exit if a test leaked one.
 from __future__ import annotations
 
 from telephony.phone.handles import (
+    BodyPart,
     CallFailed,
     CallHandle,
     DtmfDigit,
@@ -36,7 +37,7 @@ from telephony.phone.phone import Phone
 from telephony.phone.sip import parse_name_addr, parse_sip_message, uri_host_port
 
 __all__ = [
-    "CallFailed", "CallHandle", "DtmfDigit", "IncomingCall", "Media", "MediaStats", "Phone",
-    "PhoneError", "PhoneTimeout", "RegEvent", "RegistrationError", "Security",
+    "BodyPart", "CallFailed", "CallHandle", "DtmfDigit", "IncomingCall", "Media", "MediaStats",
+    "Phone", "PhoneError", "PhoneTimeout", "RegEvent", "RegistrationError", "Security",
     "parse_name_addr", "parse_sip_message", "uri_host_port",
 ]

@@ -82,6 +82,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
         self.media = media
         self.player: Any = None
         self.recorder: Any = None
+        self.capturing = False
 
     @guarded
     def onCallState(self, prm: Any) -> None:
@@ -119,6 +120,10 @@ class SipCall(pj.Call):  # type: ignore[misc]
             player.createPlayer(str(self.media.play))  # loops until the call ends
             self.player = player
             player.startTransmit(audio)
+        if self.media.capture and not self.capturing:
+            devices = pj.Endpoint.instance().audDevManager()
+            devices.getCaptureDevMedia().startTransmit(audio)
+            self.capturing = True
         if self.media.record is not None and self.recorder is None:
             recorder = pj.AudioMediaRecorder()
             recorder.createRecorder(str(self.media.record))

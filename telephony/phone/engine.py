@@ -13,11 +13,13 @@ import heapq
 import itertools
 import os
 import queue
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,6 +73,21 @@ class SipEndpoint(pj.Endpoint):  # type: ignore[misc]
                 return
 
 
+
+
+@contextmanager
+def _stdout_into(path: Path) -> Iterator[None]:
+    """pjlib writes to stdout until libInit applies its log settings: into our log instead,
+    so that the stdout of a command (test-call --json) holds only what it prints."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class Engine:
@@ -161,7 +178,16 @@ class Engine:
 
     def _start_lib(self) -> None:
         self.ep = SipEndpoint(self)
-        self.ep.libCreate()
+        with _stdout_into(self.log_path):
+            self.ep.libCreate()
+            self._init_lib()
+        self.ep.libStart()
+        self.ep.audDevManager().setNullDev()
+        for codec in self.ep.codecEnum2():
+            keep = any(codec.codecId.startswith(name) for name in CODECS)
+            self.ep.codecSetPriority(codec.codecId, 200 if keep else 0)
+
+    def _init_lib(self) -> None:
         config = pj.EpConfig()
         config.uaConfig.threadCnt = 0
         config.uaConfig.mainThreadOnly = True
@@ -176,11 +202,7 @@ class Engine:
         config.medConfig.ecTailLen = 0
         config.medConfig.noVad = True
         self.ep.libInit(config)
-        self.ep.libStart()
-        self.ep.audDevManager().setNullDev()
-        for codec in self.ep.codecEnum2():
-            keep = any(codec.codecId.startswith(name) for name in CODECS)
-            self.ep.codecSetPriority(codec.codecId, 200 if keep else 0)
+
 
     def _poll_ms(self) -> int:
         if not self._timers:

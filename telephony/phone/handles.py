@@ -72,10 +72,23 @@ class Media:
 
     `play`: a 16-bit mono PCM WAV played into the call in a loop. `record`: a WAV file the
     audio received from the far end is written to; complete once the call is DISCONNECTED.
+    `capture`: the capture device (silence, with the null device) feeds the call for its
+    whole length; without a source pjsua2 stops sending RTP, and RFC 4733 keys with it,
+    after about 0.6 s.
     """
 
     play: Path | None = None
     record: Path | None = None
+    capture: bool = False
+
+
+@dataclass(frozen=True)
+class BodyPart:
+    """One part of a multipart/mixed INVITE body beside the SDP, e.g. a PIDF-LO."""
+
+    content_type: str  # "application/pidf+xml"
+    body: str
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pjsua2 as pj
 
 from telephony.phone.callbacks import SipAccount, SipCall, pj_text, record_error
 from telephony.phone.handles import (
+    BodyPart,
     CallHandle,
     IncomingCall,
     Media,
@@ -22,6 +23,22 @@ from telephony.phone.sip import id_uri
 if TYPE_CHECKING:
     from telephony.phone.engine import Engine
     from telephony.phone.phone import Phone
+
+
+def _headers(items: Iterable[tuple[str, str]]) -> Any:
+    vector = pj.SipHeaderVector()
+    for name, value in items:
+        header = pj.SipHeader()
+        header.hName = name
+        header.hValue = value
+        vector.append(header)
+    return vector
+
+
+def _media_type(text: str) -> Any:
+    kind = pj.SipMediaType()
+    kind.type, _, kind.subType = text.partition("/")
+    return kind
 
 
 class Line:
@@ -150,17 +167,23 @@ class Line:
         return call
 
     def make_call(self, handle: CallHandle, uri: str, headers: Mapping[str, str],
-                  from_uri: str | None, media: Media | None) -> None:
+                  from_uri: str | None, media: Media | None,
+                  parts: tuple[BodyPart, ...] = ()) -> None:
         account = self.account_for(from_uri) if from_uri else self.account
         call = SipCall(account, handle, None, media)
         prm = pj.CallOpParam(True)
-        vector = pj.SipHeaderVector()
-        for name, value in headers.items():
-            header = pj.SipHeader()
-            header.hName = name
-            header.hValue = value
-            vector.append(header)
-        prm.txOption.headers = vector
+        prm.txOption.headers = _headers(headers.items())
+        if parts:
+            # pjsua makes the SDP the first part of the multipart/mixed body.
+            prm.txOption.multipartContentType = _media_type("multipart/mixed")
+            vector = pj.SipMultipartPartVector()
+            for part in parts:
+                item = pj.SipMultipartPart()
+                item.headers = _headers(part.headers)
+                item.contentType = _media_type(part.content_type)
+                item.body = part.body
+                vector.append(item)
+            prm.txOption.multipartParts = vector
         with handle._cond:
             handle._invite_at = time.monotonic()
         call.makeCall(uri, prm)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -12,6 +12,7 @@ from telephony.phone.callbacks import callback_errors, troubled
 from telephony.phone.engine import acquire_engine, release_engine
 from telephony.phone.handles import (
     DEFAULT_TIMEOUT_S,
+    BodyPart,
     CallHandle,
     IncomingCall,
     IncomingMode,
@@ -142,17 +143,22 @@ class Phone:
         from_uri: str | None = None,
         play: Path | None = None,
         record: Path | None = None,
+        capture: bool = False,
+        parts: Sequence[BodyPart] = (),
     ) -> CallHandle:
         """Send an INVITE to `uri` with extra `headers`; returns at once (see wait_confirmed).
 
         `from_uri` (e.g. 'sip:+6281234567890@127.0.0.2') replaces this phone's identity
-        for this call; `play`/`record`: see Media.
+        for this call; `play`/`record`/`capture`: see Media; `parts`: a multipart/mixed
+        body of the SDP and these.
         """
         handle = CallHandle(self, "outgoing")
         handle.target_uri = uri
-        media = Media(play, record) if play or record else None
+        media = Media(play, record, capture) if play or record or capture else None
         handle.recording = record
-        self._run(lambda line: line.make_call(handle, uri, dict(headers or {}), from_uri, media))
+        self._run(lambda line: line.make_call(
+            handle, uri, dict(headers or {}), from_uri, media, tuple(parts)
+        ))
         with self._cond:
             self._calls.append(handle)
         return handle

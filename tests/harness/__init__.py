@@ -7,9 +7,10 @@ rehearse a deployment.
 
 - `net`: free loopback ports and the trunk's address; `service`: `telephony serve` as a
   child process; `sipp`: SIPp runs (scenarios in tests/integration/scenarios/);
-  `sandbox`: an isolated Asterisk on free ports; `ami`, `tls`, `agi`: AMI watching, test
-  certificates, a fake Asterisk for FastAGI. The pjsua2 callers and operators are the
-  product's own phone (telephony.phone, which `telephony test-call` uses);
+  `sandbox`: an isolated Asterisk on free ports; `tls`, `agi`: test certificates, a fake
+  Asterisk for FastAGI; `calls`: one call as CEL lines and AMI frames. The pjsua2 callers
+  and operators and the AMI event watcher are the product's own (telephony.phone and
+  telephony.control, which `telephony test-call` uses);
 - `perf/`: the bench and the drills.
 """
 

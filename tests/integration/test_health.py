@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from telephony.control import watching
 from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import Phone
-from tests.harness.ami import watching
 from tests.harness.sandbox import Sandbox, start_sandbox
 from tests.harness.service import ServeProcess, run_cli
 from tests.harness.sipp import SippResult, run_scenario

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from telephony.control import Watcher, watching
 from telephony.phone import CallHandle, Phone
-from tests.harness.ami import Watcher, watching
 from tests.harness.sandbox import Sandbox
 from tests.harness.service import ServeProcess
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from telephony.ami.frames import Frame
+from telephony.control import Watcher, watching
 from telephony.location import import_cells, import_routes, load_regions
 from telephony.pbx.provision import AsteriskInstall
 from telephony.store import open_database
-from tests.harness.ami import Watcher, watching
 from tests.harness.sandbox import Sandbox, start_sandbox
 from tests.harness.service import ServeProcess
 from tests.harness.sipp import SippResult, run_scenario

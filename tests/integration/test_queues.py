@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from telephony.audit import AuditEvent, Call
+from telephony.control import Watcher, watching
 from telephony.location import import_routes, load_regions
 from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import CallHandle, IncomingCall, Phone
 from telephony.store import open_database
-from tests.harness.ami import Watcher, watching
 from tests.harness.net import free_port, wait_udp_bound
 from tests.harness.sandbox import Sandbox, start_sandbox
 from tests.harness.service import ServeProcess, run_cli

@@ -21,7 +21,7 @@ import pytest
 from telephony.ami import ActionFailed, AMIConnection, Frame
 from telephony.ami.stream import client_context, open_stream
 from telephony.config import resolve_path
-from telephony.control import ami_connection, ami_session
+from telephony.control import Watcher, ami_connection, ami_session
 from telephony.location import load_regions
 from telephony.operators import presence
 from telephony.operators.roster import load_roster
@@ -29,7 +29,6 @@ from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.render import queues
 from telephony.phone import Phone, Security
 from telephony.store import open_database
-from tests.harness.ami import Watcher
 from tests.harness.net import free_port
 from tests.harness.sandbox import Sandbox, start_sandbox
 from tests.harness.service import ServeProcess, run_cli

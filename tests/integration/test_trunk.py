@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from telephony.control import watching
 from telephony.pbx.provision import AsteriskInstall
-from tests.harness.ami import watching
 from tests.harness.sandbox import Sandbox, start_sandbox
 from tests.harness.sipp import run_scenario
 
