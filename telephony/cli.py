@@ -17,21 +17,21 @@ import structlog
 
 from telephony import __version__, logs
 from telephony import config as config_mod
-from telephony.audit import commands as audit_commands
+from telephony.commands import audit as audit_commands
+from telephony.commands import deploy as deploy_commands
+from telephony.commands import edge as edge_commands
+from telephony.commands import location as location_commands
+from telephony.commands import operators as operator_commands
+from telephony.commands import test_call as test_call_commands
 from telephony.config import resolve_path
-from telephony.edge import commands as edge_commands
 from telephony.edge.render import EdgeError
 from telephony.location import RegionDataError, load_regions
-from telephony.location import commands as location_commands
-from telephony.operators import commands as operator_commands
 from telephony.operators.roster import RosterError, load_roster
-from telephony.pbx import commands as deploy_commands
 from telephony.pbx import deploy, sandbox
 from telephony.pbx.process import AsteriskError
 from telephony.pbx.provision import ProvisionError
 from telephony.pbx.render import RenderError
 from telephony.pbx.trunks import TrunkError
-from telephony.phone import commands as phone_commands
 
 log = structlog.get_logger(__name__)
 
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands.register(sub)
     operator_commands.register(sub)
     edge_commands.register(sub)
-    phone_commands.register(sub)
+    test_call_commands.register(sub)
     return parser
 
 

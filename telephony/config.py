@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from telephony.pbx import values
+from telephony import values
 from telephony.resources import located
 
 ENV_PREFIX = "TELEPHONY_"
@@ -74,7 +74,7 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class AsteriskConfig:
-    # Every value below that Asterisk's config receives is checked by telephony.pbx.values.
+    # Every value below that Asterisk's config receives is checked by telephony.values.
     runtime_dir: str = _checked("var/asterisk", values.path)
     cache_dir: str = _checked("~/.cache/telephony", values.path)
     binary: str = _checked("auto", values.path)

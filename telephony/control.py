@@ -14,7 +14,7 @@ from typing import Any
 from telephony.ami import AMIConnection, Frame
 from telephony.ami.stream import client_context
 from telephony.config import Config, resolve_path
-from telephony.pbx.render import Layout, ami_secret
+from telephony.pbx.layout import Layout, ami_secret
 
 CONNECT_TIMEOUT_S = 5.0
 

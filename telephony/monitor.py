@@ -22,7 +22,7 @@ from telephony.agi.timings import CommandTimings
 from telephony.ami import Frame, ListResult
 
 # The operator changes, which the audit does not ask AMI for; manager_112.conf must let them
-# through (render.AMI_EVENTS) or operators only show up at the resync after each login.
+# through (contract.AMI_EVENTS) or operators only show up at the resync after each login.
 MONITORED_EVENTS = ("QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause")
 _CHANNEL_EVENTS = frozenset({"Newchannel", "Hangup"})
 _QUEUE_EVENTS = frozenset(

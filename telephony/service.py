@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from telephony.agi import IVR, CommandTimings, FastAGIServer, Router
 from telephony.ami import AMIConnection, AMIError, Frame
 from telephony.audit import AuditWriter
+from telephony.audit.checkpoints import checkpoint_key
 from telephony.audit.intake import Intake
 from telephony.audit.reconcile import cel_path, reconcile_on_connect
 from telephony.audit.recording import RecordingSealer
@@ -33,7 +34,6 @@ from telephony.location.router import LocationRouter
 from telephony.operators import presence
 from telephony.operators.roster import load_roster
 from telephony.pbx.render import queues
-from telephony.secretfile import read_or_create
 from telephony.store import open_database
 
 log = structlog.get_logger(__name__)
@@ -45,12 +45,6 @@ class Component(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-def checkpoint_key(config: Config) -> bytes:
-    if config.audit.checkpoint_key:
-        return config.audit.checkpoint_key.encode()
-    return read_or_create(resolve_path(config.audit.checkpoint_key_file)).encode()
 
 
 def audit_path(value: str) -> Path:

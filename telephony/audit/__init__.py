@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from telephony.audit.chain import Problem, VerifyReport
 from telephony.audit.models import AppendOnlyViolation, AuditEvent, Call, CallLeg
-from telephony.audit.projection import AUDITED_EVENTS, LegRole, Outcome
+from telephony.audit.projection import LegRole, Outcome
 from telephony.audit.verify import verify
 from telephony.audit.writer import AuditWriter, WriterMetrics
+from telephony.contract import AUDITED_EVENTS
 
 __all__ = [
     "AUDITED_EVENTS",

@@ -7,6 +7,15 @@ from pathlib import Path
 
 from telephony.audit.chain import Checkpoint, parse_checkpoint, sign_checkpoint
 from telephony.audit.files import append_lines, cut_torn_tail
+from telephony.config import Config, resolve_path
+from telephony.secretfile import read_or_create
+
+
+def checkpoint_key(config: Config) -> bytes:
+    """The checkpoints' HMAC key: configured, else generated once into its key file."""
+    if config.audit.checkpoint_key:
+        return config.audit.checkpoint_key.encode()
+    return read_or_create(resolve_path(config.audit.checkpoint_key_file)).encode()
 
 
 def read_checkpoints(path: Path) -> list[Checkpoint]:

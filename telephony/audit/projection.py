@@ -318,30 +318,6 @@ def _recording(work: _Work, event: Frame, at: datetime) -> None:
         work.set_call(recording_started_at=at)
 
 
-# What the audit trail asks AMI for (AMIConnection(event_names=...)): the projected events and
-# the ones kept only as evidence.
-AUDITED_EVENTS = (
-    "Newchannel",
-    "Newstate",
-    "DialBegin",
-    "DialEnd",
-    "BridgeEnter",
-    "BridgeLeave",
-    "QueueCallerJoin",
-    "QueueCallerLeave",
-    "QueueCallerAbandon",
-    "AgentCalled",
-    "AgentConnect",
-    "AgentComplete",
-    "AgentRingNoAnswer",
-    "BlindTransfer",
-    "AttendedTransfer",
-    "Hangup",
-    "UserEvent",
-    "MixMonitorStart",
-    "MixMonitorStop",
-)
-
 _HANDLERS = {
     "Newchannel": _newchannel,
     "Newstate": _newstate,

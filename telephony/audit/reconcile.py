@@ -54,7 +54,7 @@ from telephony.audit.models import AuditEvent, Call, CallLeg
 from telephony.audit.projection import CallState, LegRole, outcome_of
 from telephony.audit.store import ProjectionCache, lock_chain, write_batch
 from telephony.config import Config, resolve_path
-from telephony.pbx.render import Layout
+from telephony.pbx.layout import Layout
 
 log = structlog.get_logger(__name__)
 

@@ -36,10 +36,10 @@ from telephony.ami.identity import Quarantined, identity_problem
 from telephony.audit.checkpoints import CheckpointLog
 from telephony.audit.events import EventRecord, record_from_frame
 from telephony.audit.limits import record_problem
-from telephony.audit.projection import AUDITED_EVENTS
 from telephony.audit.quarantine import Quarantine
 from telephony.audit.spool import Spool
 from telephony.audit.store import ProjectionCache, Tail, read_tail, write_batch
+from telephony.contract import AUDITED_EVENTS
 
 log = structlog.get_logger(__name__)
 

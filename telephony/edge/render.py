@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 
 from telephony.config import Config, resolve_path
-from telephony.edge import SOURCE_HEADER, TRUNK_HEADER
+from telephony.contract import SOURCE_HEADER, TRUNK_HEADER
 from telephony.edge.pidf import PATH as VALIDATOR_PATH
 from telephony.pbx.render import host_port
 from telephony.pbx.trunks import Trunk, load_trunks

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from telephony import values
 from telephony.location.geometry import distance_m, valid_position
-from telephony.pbx import values
 
 # Reference points only approximate borders, so two regencies closer than this to being
 # equally near are both reported.

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import tomlkit
 
+from telephony import values
 from telephony.location.region import Regions, queue_name
-from telephony.pbx import values
 
 REALM = "112"
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]{1,31}")

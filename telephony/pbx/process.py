@@ -10,8 +10,8 @@ from pathlib import Path
 
 import structlog
 
+from telephony.pbx.layout import Layout
 from telephony.pbx.provision import AsteriskInstall
-from telephony.pbx.render import Layout
 
 log = structlog.get_logger(__name__)
 

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from telephony.config import Config, resolve_path
+from telephony.pbx.layout import Layout
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall, provision
-from telephony.pbx.render import Layout, write_sandbox
+from telephony.pbx.render import write_sandbox
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from telephony import values
 from telephony.config import Config
-from telephony.pbx import values
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
 _CODECS = ("ulaw", "alaw", "g722", "opus", "gsm")

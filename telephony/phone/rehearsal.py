@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from telephony.ami import Frame
-from telephony.audit.commands import detail_payload, detail_text
 from telephony.audit.report import show_call
+from telephony.audit.views import detail_payload, detail_text
 from telephony.config import Config
 from telephony.control import EventTimeout, Watcher, watching
 from telephony.pbx.render import host_port

@@ -20,9 +20,9 @@ from telephony.audit import CallLeg
 from telephony.audit.reconcile import read_cel, reconcile
 from telephony.operators.roster import ha1
 from telephony.pbx import sandbox
+from telephony.pbx.layout import Layout
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
-from telephony.pbx.render import Layout
 from telephony.store import open_database
 from tests.harness.net import free_port, free_udp
 

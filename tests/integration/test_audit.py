@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from telephony.audit import AuditEvent, Call, CallLeg, verify
+from telephony.audit.checkpoints import checkpoint_key
 from telephony.config import resolve_path
 from telephony.db import make_engine
-from telephony.service import checkpoint_key
 from tests.harness.sandbox import Sandbox
 from tests.harness.service import ServeProcess
 from tests.harness.sipp import run_scenario

@@ -21,10 +21,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from telephony.audit import CallLeg, verify
+from telephony.audit.checkpoints import checkpoint_key
 from telephony.audit.reconcile import read_cel
 from telephony.config import resolve_path
 from telephony.pbx.provision import AsteriskInstall
-from telephony.service import checkpoint_key
 from telephony.store import open_database
 from tests.harness.sandbox import Sandbox, start_sandbox
 from tests.harness.service import ServeProcess

@@ -15,10 +15,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from telephony.audit import AuditEvent, Call, CallLeg, Outcome, verify
+from telephony.audit.checkpoints import checkpoint_key
 from telephony.audit.reconcile import SOURCE, ReconcileReport, reconcile
 from telephony.config import Config
 from telephony.db import make_engine
-from telephony.service import checkpoint_key
 from tests.harness.sandbox import Sandbox
 from tests.harness.service import ServeProcess
 from tests.harness.sipp import run_scenario

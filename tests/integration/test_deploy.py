@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from telephony.commands import deploy as commands
 from telephony.config import Config
 from telephony.control import watching
-from telephony.pbx import commands, deploy
+from telephony.pbx import deploy
 from telephony.pbx.check import MAIN_FILES, Problem
+from telephony.pbx.layout import Layout
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
-from telephony.pbx.render import INCLUDE_FILES, Layout, write_sandbox
+from telephony.pbx.render import INCLUDE_FILES, write_sandbox
 from tests.harness.sandbox import Sandbox, production_roster, sandbox_config
 from tests.harness.sipp import SippResult, run_scenario
 

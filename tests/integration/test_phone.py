@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from telephony.pbx.layout import Layout
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
-from telephony.pbx.render import Layout, write_sandbox
+from telephony.pbx.render import write_sandbox
 from telephony.phone import Phone, RegistrationError
 from tests.harness.sandbox import Sandbox, sandbox_config
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from telephony.config import Config, as_set_flags
+from telephony.pbx.layout import Layout
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
-from telephony.pbx.render import Layout
 from telephony.pbx.sandbox import install_for
 from telephony.phone import Phone
 from tests.harness.sandbox import sandbox_config

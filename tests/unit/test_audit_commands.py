@@ -13,7 +13,7 @@ import structlog
 
 from telephony import config as config_mod
 from telephony import logs
-from telephony.audit.commands import parse_time, register
+from telephony.commands.audit import parse_time, register
 from telephony.config import Config
 from telephony.db import make_engine
 from telephony.migrations import upgrade

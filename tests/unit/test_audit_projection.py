@@ -196,6 +196,7 @@ def test_endpoint_of(channel: str, endpoint: str) -> None:
 
 
 def test_every_projected_event_is_requested_from_ami() -> None:
-    from telephony.audit.projection import _HANDLERS, AUDITED_EVENTS
+    from telephony.audit.projection import _HANDLERS
+    from telephony.contract import AUDITED_EVENTS
 
     assert set(_HANDLERS) <= set(AUDITED_EVENTS)

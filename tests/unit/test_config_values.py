@@ -17,8 +17,9 @@ from telephony.config import ConfigError, load
 from telephony.location import RegionDataError, load_regions
 from telephony.operators.roster import RosterError, load_roster
 from telephony.pbx import deploy
+from telephony.pbx.layout import Layout
 from telephony.pbx.provision import AsteriskInstall
-from telephony.pbx.render import Layout, RenderError, render_sandbox, write_sandbox
+from telephony.pbx.render import RenderError, render_sandbox, write_sandbox
 from telephony.pbx.trunks import TrunkError, load_trunks
 from tests.harness.sandbox import production_roster
 

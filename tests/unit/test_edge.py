@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from telephony.config import load
-from telephony.edge import TRUNK_HEADER
+from telephony.contract import TRUNK_HEADER
 from telephony.edge.pidf import check
 from telephony.edge.render import COUNTERS, EdgeError, EdgeLayout, render
 from telephony.edge.stats import EdgeStats, parse_statistics

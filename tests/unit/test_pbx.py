@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from telephony.config import load
+from telephony.pbx.layout import Layout
 from telephony.pbx.provision import AsteriskInstall, parse_major
-from telephony.pbx.render import INCLUDE_FILES, Layout, render_sandbox
+from telephony.pbx.render import INCLUDE_FILES, render_sandbox
 from tests.harness.sandbox import production_roster
 
 

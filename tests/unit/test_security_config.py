@@ -12,8 +12,9 @@ from telephony.ami import Frame
 from telephony.config import ConfigError, is_loopback, load
 from telephony.operators.presence import tls_contacts
 from telephony.operators.roster import Operator
+from telephony.pbx.layout import Layout
 from telephony.pbx.provision import AsteriskInstall
-from telephony.pbx.render import Layout, render_sandbox
+from telephony.pbx.render import render_sandbox
 
 TLS = ("asterisk.tls_cert_file=/etc/asterisk/keys/112.pem",
        "asterisk.tls_key_file=/etc/asterisk/keys/112.key")

@@ -20,9 +20,10 @@ from telephony.location import import_routes, load_regions, queue_name
 from telephony.operators import presence
 from telephony.operators.roster import load_roster
 from telephony.pbx import sandbox
+from telephony.pbx.layout import Layout
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
-from telephony.pbx.render import Layout, queues
+from telephony.pbx.render import queues
 from telephony.pbx.sandbox import layout_for
 from telephony.resources import shipped
 from telephony.store import open_database

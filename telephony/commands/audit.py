@@ -11,11 +11,10 @@ import argparse
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -23,73 +22,29 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from telephony.audit.models import Call, CallLeg
+from telephony.audit.checkpoints import checkpoint_key
 from telephony.audit.projection import Outcome
 from telephony.audit.reconcile import ReconcileReport, cel_path, reconcile
 from telephony.audit.report import (
     NENA_TARGETS,
     SERVICE_LEVEL_SECONDS,
-    CallDetail,
     RegencyStats,
     list_calls,
     show_call,
     stats,
 )
 from telephony.audit.verify import verify
+from telephony.audit.views import detail_payload, detail_text, plain, row, seconds, table, when
 from telephony.config import Config, resolve_path
-from telephony.service import checkpoint_key
 from telephony.store import open_database
 
 Handler = Callable[[Config, argparse.Namespace], int]
-# Payload fields worth a glance in a timeline; the rest is one `calls show --json` away.
-_DETAIL_FIELDS = (
-    "UserEvent", "EmergencyType", "Language", "Source", "RegencyCode", "Queue", "MemberName",
-    "DestChannel", "DialStatus", "ChannelStateDesc", "Cause", "Cause-txt", "CELEventType",
-)  # fmt: skip
-
-
 def parse_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def plain(value: object) -> object:
-    """JSON-ready: times as ISO 8601 UTC, enums as their values, mapping keys as text."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {_key(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
-
-
-def _key(key: object) -> str:
-    return f"{key:g}" if isinstance(key, float) else str(key)
-
-
-def _row(obj: Call | CallLeg) -> dict[str, object]:
-    return {attr.key: getattr(obj, attr.key) for attr in obj.__mapper__.column_attrs}
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
-
-
-def _seconds(value: float | None) -> str:
-    return f"{value:.1f}" if value is not None else "-"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [list(header), *([str(c) for c in row] for row in rows)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in cells)  # fmt: skip
 
 
 @contextmanager
@@ -190,7 +145,7 @@ def _reconcile_text(report: ReconcileReport) -> str:
         )
         for d in report.differences
     ]
-    lines.append(_table(("LINKEDID", "CALL", "LEGS MISSING", "LEGS INCOMPLETE", "EVENTS"), rows))
+    lines.append(table(("LINKEDID", "CALL", "LEGS MISSING", "LEGS INCOMPLETE", "EVENTS"), rows))
     return "\n".join(lines)
 
 
@@ -207,7 +162,7 @@ def calls_list(config: Config, args: argparse.Namespace) -> int:
             limit=args.limit,
         )
         if args.json:
-            print(json.dumps(plain([_row(call) for call in calls])))
+            print(json.dumps(plain([row(call) for call in calls])))
             return 0
     if not calls:
         print("no calls")
@@ -215,17 +170,17 @@ def calls_list(config: Config, args: argparse.Namespace) -> int:
     header = ("ARRIVED (UTC)", "LINKEDID", "CALLER", "REGENCY", "TYPE", "OUTCOME", "ANSWER S")
     rows = [
         (
-            _when(c.arrived_at),
+            when(c.arrived_at),
             c.linkedid,
             c.caller or "-",
             c.regency_code or "-",
             c.emergency_type or "-",
             c.outcome.value if c.outcome else c.phase,
-            _seconds(c.answer_seconds),
+            seconds(c.answer_seconds),
         )
         for c in calls
     ]
-    print(_table(header, rows))
+    print(table(header, rows))
     return 0
 
 
@@ -240,75 +195,6 @@ def calls_show(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def detail_payload(detail: CallDetail) -> object:
-    """One call as `calls show --json` prints it."""
-    return plain({
-        "call": _row(detail.call),
-        "legs": [_row(leg) for leg in detail.legs],
-        "events": [asdict(event) for event in detail.events],
-    })
-
-
-def detail_text(detail: CallDetail) -> str:
-    """One call as `calls show` prints it."""
-    c = detail.call
-    location = "unknown"
-    if c.location_source or c.regency_code:
-        place = (
-            f" at {c.location_lat:.5f},{c.location_lon:.5f}"
-            if c.location_lat is not None and c.location_lon is not None
-            else ""
-        )
-        radius = f" ±{c.location_radius_m:.0f} m" if c.location_radius_m is not None else ""
-        cell = f", cell {c.cell_id}" if c.cell_id else ""
-        location = f"{c.location_source or '-'}{place}{radius}{cell}; regency {c.regency_code}"
-    flags = [name for name in ("overflowed", "transferred", "is_callback") if getattr(c, name)]
-    facts = [
-        ("caller", c.caller or "-"),
-        ("arrived", _when(c.arrived_at)),
-        ("location", location),
-        ("ivr choice", f"{c.emergency_type or '-'}, language {c.ivr_language or '-'}, "
-                       f"done {_when(c.ivr_done_at)}"),
-        ("queue", f"{c.queue or '-'}, queued {_when(c.queued_at)}, "
-                  f"first ring {_when(c.first_ring_at)}"),
-        ("answered", f"{_when(c.answered_at)} by {c.answering_operator or '-'} "
-                     f"after {_seconds(c.answer_seconds)} s"),
-        ("ended", _when(c.ended_at)),
-        ("outcome", f"{c.outcome.value if c.outcome else c.phase}"
-                    f"{' (' + ', '.join(flags) + ')' if flags else ''}"),
-    ]  # fmt: skip
-    lines = [f"call {c.linkedid}", *(f"  {name:<11} {value}" for name, value in facts), "legs"]
-    legs = [
-        (
-            leg.uniqueid,
-            leg.role.value,
-            leg.endpoint or "-",
-            _when(leg.started_at),
-            _when(leg.answered_at),
-            _when(leg.ended_at),
-            leg.hangup_cause if leg.hangup_cause is not None else "-",
-            "yes" if leg.backfilled else "",
-        )
-        for leg in detail.legs
-    ]
-    header = ("UNIQUEID", "ROLE", "ENDPOINT", "STARTED", "ANSWERED", "ENDED", "CAUSE", "BACKFILLED")
-    lines += ["  " + line for line in _table(header, legs).splitlines()]
-    lines.append("timeline")
-    events = [
-        (e.seq, _when(e.time), e.type, e.uniqueid, e.source, _summary(e.payload))
-        for e in detail.events
-    ]
-    lines += [
-        "  " + line
-        for line in _table(("SEQ", "TIME", "EVENT", "LEG", "SOURCE", "DETAIL"), events).splitlines()
-    ]
-    return "\n".join(lines)
-
-
-def _summary(payload: dict[str, object]) -> str:
-    return " ".join(f"{k}={payload[k]}" for k in _DETAIL_FIELDS if payload.get(k))
-
-
 @_command
 def stats_command(config: Config, args: argparse.Namespace) -> int:
     with _engine(config) as engine, Session(engine) as session:
@@ -319,14 +205,14 @@ def stats_command(config: Config, args: argparse.Namespace) -> int:
     if not report.total.offered:
         print("no calls")
         return 0
-    window = f"{_when(report.since) if report.since else 'start'} .. "
-    window += _when(report.until) if report.until else "now"
+    window = f"{when(report.since) if report.since else 'start'} .. "
+    window += when(report.until) if report.until else "now"
     header = ("REGENCY", "OFFERED", "ANSWERED", "ABANDONED", "FAILED", "P50 S", "P90 S",
               "P95 S", *(f"<={s:g}S" for s in SERVICE_LEVEL_SECONDS), "NENA")  # fmt: skip
     rows = [_stats_row(r) for r in report.regencies]
     rows.append(_stats_row(report.total, "TOTAL"))
     targets = " and ".join(f"{share:.0%} within {s:g} s" for s, share in NENA_TARGETS)
-    print(f"calls arrived {window} (UTC)\n{_table(header, rows)}\nNENA: {targets}")
+    print(f"calls arrived {window} (UTC)\n{table(header, rows)}\nNENA: {targets}")
     return 0
 
 
@@ -337,9 +223,9 @@ def _stats_row(r: RegencyStats, name: str | None = None) -> tuple[object, ...]:
         r.answered,
         r.abandoned,
         r.failed,
-        _seconds(r.answer_p50_s),
-        _seconds(r.answer_p90_s),
-        _seconds(r.answer_p95_s),
+        seconds(r.answer_p50_s),
+        seconds(r.answer_p90_s),
+        seconds(r.answer_p95_s),
         *(f"{r.within_s[s]:.0%}" for s in SERVICE_LEVEL_SECONDS),
         "met" if r.meets_nena else "missed",
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 from telephony.config import Config
 from telephony.pbx import deploy, sandbox
 from telephony.pbx.check import CLI, Problem
-from telephony.pbx.render import ami_secret
+from telephony.pbx.layout import ami_secret
 
 
 def _render(config: Config, args: argparse.Namespace) -> int:
