@@ -11,6 +11,9 @@ from __future__ import annotations
 TRUNK_HEADER = "X-Telephony-Trunk"
 SOURCE_HEADER = "X-Telephony-Source"
 
+# AMI's ChannelState of an answered channel (Asterisk's AST_STATE_UP); CEL says ANSWER.
+CHANNEL_STATE_UP = "6"
+
 # What the audit trail asks AMI for (AMIConnection(event_names=...)): the projected events and
 # the ones kept only as evidence.
 AUDITED_EVENTS = (

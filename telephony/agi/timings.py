@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import deque
 from dataclasses import dataclass
+
+from telephony.percentile import nearest_rank
 
 # Enough for a benchmark run; older samples fall off so a long-running service stays bounded.
 DEFAULT_SAMPLES_PER_COMMAND = 10_000
@@ -71,5 +72,6 @@ class CommandTimings:
 
 
 def _percentile(ordered: list[float], percent: int) -> float:
-    rank = max(1, math.ceil(percent / 100 * len(ordered)))
-    return ordered[rank - 1]
+    value = nearest_rank(ordered, percent / 100)
+    assert value is not None  # stats() never asks about an empty list
+    return value

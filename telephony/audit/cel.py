@@ -24,6 +24,7 @@ from telephony.ami.frames import Frame
 from telephony.audit.events import canonical_json
 from telephony.audit.projection import endpoint_of
 from telephony.audit.times import parse_time
+from telephony.contract import CHANNEL_STATE_UP
 
 COLUMNS = 12
 LINKEDID_END = "LINKEDID_END"
@@ -36,7 +37,6 @@ AMI_EQUIVALENT = {
     "BRIDGE_ENTER": "BridgeEnter",
     "BRIDGE_EXIT": "BridgeLeave",
 }
-_UP = "6"
 # The application a dialled channel shows in CEL: Queue and Dial put their targets in these.
 _DIALLED_APPS = frozenset({"AppQueue", "AppDial", "AppDial2"})
 
@@ -200,7 +200,7 @@ def to_frame(record: CelRecord, received_ns: int) -> Frame | None:
         ("Context", record.context),
     ]
     if name == "Newstate":
-        fields += [("ChannelState", _UP), ("ChannelStateDesc", "Up")]
+        fields += [("ChannelState", CHANNEL_STATE_UP), ("ChannelStateDesc", "Up")]
     cause = _int(record.extra.get("hangupcause"))
     if name == "Hangup" and cause is not None:
         fields.append(("Cause", str(cause)))

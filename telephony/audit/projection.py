@@ -30,11 +30,11 @@ from enum import StrEnum
 from telephony.ami.frames import Frame
 from telephony.ami.identity import INJECTED_FIELD
 from telephony.audit.events import event_linkedid
+from telephony.contract import CHANNEL_STATE_UP
 
 # Q.850 causes that mean someone simply hung up; anything else on an unanswered call is a
 # failure of the network or of our system, not a caller giving up.
 NORMAL_CAUSES = frozenset({0, 16, 31})
-_UP = "6"
 
 
 class Outcome(StrEnum):
@@ -217,7 +217,7 @@ def _newchannel(work: _Work, event: Frame, at: datetime) -> None:
 
 def _newstate(work: _Work, event: Frame, at: datetime) -> None:
     uniqueid = event.get("Uniqueid") or ""
-    if event.get("ChannelState") == _UP and work.leg(uniqueid).answered_at is None:
+    if event.get("ChannelState") == CHANNEL_STATE_UP and work.leg(uniqueid).answered_at is None:
         work.set_leg(uniqueid, answered_at=at)
 
 

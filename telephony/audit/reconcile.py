@@ -26,7 +26,7 @@ import dataclasses
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -52,8 +52,9 @@ from telephony.audit.cel import (
 from telephony.audit.events import EventRecord, record_from_frame
 from telephony.audit.models import AuditEvent, Call, CallLeg
 from telephony.audit.projection import CallState, LegRole, outcome_of
-from telephony.audit.store import ProjectionCache, lock_chain, write_batch
+from telephony.audit.store import ProjectionCache, chunks, columns, lock_chain, write_batch
 from telephony.config import Config, resolve_path
+from telephony.contract import CHANNEL_STATE_UP
 from telephony.pbx.layout import Layout
 
 log = structlog.get_logger(__name__)
@@ -234,16 +235,11 @@ def reconcile_on_connect(
     return on_connect
 
 
-def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
 def _recorded(session: Session, linkedids: Sequence[str]) -> Counter[tuple[str, str]]:
     """How many events of each AMI kind the audit holds per leg: (uniqueid, kind) -> count."""
     kinds = set(AMI_EQUIVALENT.values())
     counts: Counter[tuple[str, str]] = Counter()
-    for part in _chunks(linkedids):
+    for part in chunks(linkedids):
         rows = session.execute(
             select(AuditEvent.uniqueid, AuditEvent.type, AuditEvent.payload).where(
                 AuditEvent.linkedid.in_(part), AuditEvent.type.in_(kinds)
@@ -251,7 +247,7 @@ def _recorded(session: Session, linkedids: Sequence[str]) -> Counter[tuple[str, 
         )
         for uniqueid, kind, payload in rows:
             # Only a Newstate to Up is the counterpart of CEL's ANSWER.
-            if kind != "Newstate" or json.loads(payload).get("ChannelState") == "6":
+            if kind != "Newstate" or json.loads(payload).get("ChannelState") == CHANNEL_STATE_UP:
                 counts[(uniqueid, kind)] += 1
     return counts
 
@@ -263,7 +259,7 @@ def _select_in(
     values: Sequence[str],
 ) -> set[str]:
     found: set[str] = set()
-    for part in _chunks(values):
+    for part in chunks(values):
         found.update(session.scalars(select(wanted).where(key.in_(part))))
     return found
 
@@ -342,7 +338,7 @@ def _backfill(session: Session, plans: Sequence[_Plan]) -> None:
                 **{f.name: getattr(row, f.name) for f in dataclasses.fields(CallState)}
             )
             refined = refine(state, call_facts(plan.call), ended_here=linkedid not in ended_before)
-            for name, value in _columns(refined).items():
+            for name, value in columns(refined).items():
                 if value != getattr(state, name):
                     setattr(row, name, value)
         for cel_leg in plan.call.legs:
@@ -382,6 +378,3 @@ def refine(call: CallState, facts: CallFacts, *, ended_here: bool) -> CallState:
         refined = dataclasses.replace(refined, outcome=outcome_of(refined, facts.hangup_cause))
     return refined
 
-
-def _columns(state: CallState) -> dict[str, object]:
-    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}

@@ -8,8 +8,7 @@ shares of all finished calls offered in the window, answered or not, against NEN
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from telephony.audit.models import AuditEvent, Call, CallLeg
 from telephony.audit.projection import Outcome
+from telephony.percentile import nearest_rank
 
 NENA_TARGETS = ((15.0, 0.90), (20.0, 0.95))
 SERVICE_LEVEL_SECONDS = (10.0, 15.0, 20.0)
@@ -129,14 +129,6 @@ def stats(
     return StatsReport(since, until, total, regencies)
 
 
-def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
-    """Nearest-rank percentile: an answer time some call actually had."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
 def summarize(
     regency_code: str | None, calls: Iterable[tuple[Outcome | None, float | None]]
 ) -> RegencyStats:
@@ -158,9 +150,9 @@ def summarize(
         answered=sum(1 for o in outcomes if o in _ANSWERED),
         abandoned=sum(1 for o in outcomes if o in _ABANDONED),
         failed=sum(1 for o in outcomes if o is Outcome.FAILED),
-        answer_p50_s=percentile(answer_times, 0.50),
-        answer_p90_s=percentile(answer_times, 0.90),
-        answer_p95_s=percentile(answer_times, 0.95),
+        answer_p50_s=nearest_rank(answer_times, 0.50),
+        answer_p90_s=nearest_rank(answer_times, 0.90),
+        answer_p95_s=nearest_rank(answer_times, 0.95),
         within_s=within,
         meets_nena=offered > 0 and all(within[s] >= target for s, target in NENA_TARGETS),
     )

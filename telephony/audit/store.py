@@ -106,7 +106,7 @@ def write_batch(
     result = BatchResult(tail=read_tail(session))
     keys = [record.event_key for record, _ in items]
     seen: set[tuple[str, str]] = set()
-    for part in _chunks(keys):
+    for part in chunks(keys):
         stored = session.execute(
             select(AuditEvent.uniqueid, AuditEvent.event_key).where(AuditEvent.event_key.in_(part))
         )
@@ -145,8 +145,8 @@ def write_batch(
     calls, call_legs = [], []
     for linkedid, (call, legs) in result.views.items():
         if linkedid in dirty_calls and call is not None:
-            calls.append(_columns(call))
-        call_legs += [_columns(legs[uniqueid]) for uniqueid in dirty_legs.get(linkedid, ())]
+            calls.append(columns(call))
+        call_legs += [columns(legs[uniqueid]) for uniqueid in dirty_legs.get(linkedid, ())]
     _upsert(session, Call, calls)
     _upsert(session, CallLeg, call_legs)
     return result
@@ -211,11 +211,13 @@ def _table(model: type[AuditEvent] | type[Call] | type[CallLeg]) -> Table:
     return cast(Table, model.__table__)
 
 
-def _columns(state: CallState | LegState) -> dict[str, object]:
+def columns(state: CallState | LegState) -> dict[str, object]:
+    """A projection state as the row of its table."""
     return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
 
 
-def _chunks(values: Sequence[str] | set[str], size: int = 500) -> list[list[str]]:
+def chunks(values: Sequence[str] | set[str], size: int = 500) -> list[list[str]]:
+    """`values` sorted, in lists short enough for one IN (...) each."""
     ordered = sorted(values)
     return [ordered[n : n + size] for n in range(0, len(ordered), size)]
 
@@ -226,7 +228,7 @@ def _load(session: Session, linkedids: set[str]) -> dict[str, CallView]:
     views: dict[str, CallView] = {linkedid: (None, {}) for linkedid in linkedids}
     call_fields = [f.name for f in dataclasses.fields(CallState)]
     leg_fields = [f.name for f in dataclasses.fields(LegState)]
-    for part in _chunks(linkedids):
+    for part in chunks(linkedids):
         for row in session.execute(select(Call.__table__).where(Call.linkedid.in_(part))):
             values = {name: row._mapping[name] for name in call_fields}
             call = CallState(**{**values, "phase": Phase(row.phase)})

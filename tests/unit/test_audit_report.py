@@ -12,10 +12,11 @@ from telephony.ami.frames import Frame
 from telephony.audit.events import record_from_frame
 from telephony.audit.models import Call
 from telephony.audit.projection import Outcome
-from telephony.audit.report import list_calls, percentile, show_call, stats, summarize
+from telephony.audit.report import list_calls, show_call, stats, summarize
 from telephony.audit.store import ProjectionCache, write_batch
 from telephony.db import make_engine
 from telephony.migrations import upgrade
+from telephony.percentile import nearest_rank as percentile
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from telephony.audit.report import percentile as nearest_rank
+from telephony.percentile import nearest_rank
 
 
 @dataclass(frozen=True)
