@@ -1,7 +1,7 @@
 """Threaded FastAGI server: Asterisk's AGI(agi://host:port/<script>,...) lands here.
 
 Each connection is one call, served in its own thread and dispatched on agi_network_script
-through an explicit routes table. The design goal is that this server can never hold a call:
+through an explicit table of scripts. The design goal is that this server can never hold a call:
 
 - a session slot is taken without waiting; when all are busy the connection is closed at
   once and Asterisk continues in the dialplan, which fails open to the default queue;
@@ -9,7 +9,7 @@ through an explicit routes table. The design goal is that this server can never 
 - a per-session watchdog shuts the socket down when the session overruns its budget,
   which also interrupts a playing prompt, so Asterisk moves on in the dialplan;
 - a handler exception is logged with the call's linkedid and turned into
-  IVR_STATUS=FAILED, which the dialplan routes to its failure extension.
+  IVR_STATUS=FAILED, which sends the call to the dialplan's failure extension.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ ACCEPT_POLL = 0.2
 
 @dataclass(frozen=True)
 class Session:
-    """One call's AGI conversation, as handed to a route handler."""
+    """One call's AGI conversation, as handed to a script's handler."""
 
     channel: Channel
     env: Mapping[str, str]
@@ -93,7 +93,7 @@ class _Watchdog:
 class FastAGIServer:
     """Serve FastAGI sessions on host:port, one thread per session.
 
-    routes maps agi_network_script (the path of agi://host:port/<script>) to a handler.
+    scripts maps agi_network_script (the path of agi://host:port/<script>) to a handler.
     Use start() and stop() from the service's main loop.
     """
 
@@ -101,7 +101,7 @@ class FastAGIServer:
         self,
         host: str,
         port: int,
-        routes: Mapping[str, Handler],
+        scripts: Mapping[str, Handler],
         *,
         max_sessions: int = 64,
         read_timeout: float = 10.0,
@@ -110,7 +110,7 @@ class FastAGIServer:
     ) -> None:
         self._host = host
         self._port = port
-        self._routes = dict(routes)
+        self._scripts = dict(scripts)
         self._max_sessions = max_sessions
         self._read_timeout = read_timeout
         self._session_budget = session_budget
@@ -149,7 +149,7 @@ class FastAGIServer:
             target=self._accept_loop, args=(listener,), name="fastagi-accept", daemon=True
         )
         self._acceptor.start()
-        log.info("agi.listening", address=self.address, routes=sorted(self._routes))
+        log.info("agi.listening", address=self.address, scripts=sorted(self._scripts))
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, then wait up to timeout for sessions before cutting them off."""
@@ -248,7 +248,7 @@ class FastAGIServer:
             linkedid = channel.get(LINKEDID)
             watchdog.call_ids["linkedid"] = linkedid
             structlog.contextvars.bind_contextvars(linkedid=linkedid)
-            handler = self._routes.get(script)
+            handler = self._scripts.get(script)
             if handler is None:
                 log.error("agi.unknown_script", script=script)
                 _report_failure(channel)

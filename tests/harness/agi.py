@@ -174,9 +174,9 @@ class FakeAsterisk:
 
 
 @contextlib.contextmanager
-def serving(routes: Mapping[str, Handler], **options: Any) -> Iterator[FastAGIServer]:
+def serving(scripts: Mapping[str, Handler], **options: Any) -> Iterator[FastAGIServer]:
     """A started FastAGIServer on a free loopback port, stopped on exit."""
-    server = FastAGIServer("127.0.0.1", 0, routes, **options)
+    server = FastAGIServer("127.0.0.1", 0, scripts, **options)
     server.start()
     try:
         yield server

@@ -57,13 +57,13 @@ def logs() -> Iterator[list[MutableMapping[str, Any]]]:
 
 @pytest.fixture
 def server() -> Iterator[FastAGIServer]:
-    routes = {"ok": ok, "crash": crash, "slow": slow}
-    with thread_errors() as errors, serving(routes, session_budget=0.5, read_timeout=2.0) as s:
+    scripts = {"ok": ok, "crash": crash, "slow": slow}
+    with thread_errors() as errors, serving(scripts, session_budget=0.5, read_timeout=2.0) as s:
         yield s
     assert errors == []
 
 
-def test_routes_on_network_script_and_quotes_values(server: FastAGIServer) -> None:
+def test_dispatches_on_network_script_and_quotes_values(server: FastAGIServer) -> None:
     t = FakeAsterisk(server.address, script="ok").run()
 
     assert t.variables == {"GREETING": 'say "hi" \\ bye', "IVR_STATUS": "OK"}
