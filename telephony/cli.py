@@ -24,14 +24,10 @@ from telephony.commands import location as location_commands
 from telephony.commands import operators as operator_commands
 from telephony.commands import test_call as test_call_commands
 from telephony.config import resolve_path
-from telephony.edge.render import EdgeError
-from telephony.location import RegionDataError, load_regions
-from telephony.operators.roster import RosterError, load_roster
-from telephony.pbx import deploy, sandbox
-from telephony.pbx.process import AsteriskError
-from telephony.pbx.provision import ProvisionError
-from telephony.pbx.render import RenderError
-from telephony.pbx.trunks import TrunkError
+from telephony.errors import ExitCode, TelephonyError
+from telephony.location import load_regions
+from telephony.operators.roster import load_roster
+from telephony.pbx import sandbox
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +83,7 @@ def _asterisk_status(config: config_mod.Config, args: argparse.Namespace) -> int
     else:
         running = f"running (pid {state.pid}, {state.channels} channels)"
         print(f"{running if state.running else 'stopped'}: {state.runtime_dir}")
-    return 0 if state.running else 3
+    return ExitCode.OK if state.running else ExitCode.NOT_RUNNING
 
 
 def _asterisk_cli(config: config_mod.Config, args: argparse.Namespace) -> int:
@@ -160,18 +156,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides.append(f"service.log_format={args.log_format}")
     try:
         config = config_mod.load(args.config, overrides=overrides)
-    except config_mod.ConfigError as exc:
-        print(f"telephony: config error: {exc}", file=sys.stderr)
-        return 2
-    # The service's log is its output; every other command reports on stdout and logs aside.
-    stream = sys.stdout if args.command == "serve" else sys.stderr
-    logs.configure(config.service.log_level, config.service.log_format, stream)
-    try:
+        # The service's log is its output; every other command reports on stdout and logs
+        # aside.
+        stream = sys.stdout if args.command == "serve" else sys.stderr
+        logs.configure(config.service.log_level, config.service.log_format, stream)
         status: int = args.handler(config, args)
-    except (ProvisionError, AsteriskError, deploy.DeployError, RosterError, TrunkError,
-            RegionDataError, RenderError, EdgeError) as exc:
-        print(f"telephony: {exc}", file=sys.stderr)
-        return 1
+    except TelephonyError as exc:
+        # The one place errors are reported: one line, the exit code the error carries.
+        what = "config error: " if isinstance(exc, config_mod.ConfigError) else ""
+        print(f"telephony: {what}{exc}", file=sys.stderr)
+        return exc.exit_code
     return status
 
 

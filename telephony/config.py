@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from telephony import values
+from telephony.errors import ConfigurationError
 from telephony.resources import located
 
 ENV_PREFIX = "TELEPHONY_"
 DEFAULT_CONFIG_FILE = Path("config/telephony.toml")
 
 
-class ConfigError(Exception):
+class ConfigError(ConfigurationError):
     """A configuration value is missing, of the wrong type or out of range."""
 
 

@@ -14,12 +14,13 @@ from typing import Any
 from telephony.ami import AMIConnection, Frame
 from telephony.ami.stream import client_context
 from telephony.config import Config, resolve_path
+from telephony.errors import TelephonyError
 from telephony.pbx.layout import Layout, ami_secret
 
 CONNECT_TIMEOUT_S = 5.0
 
 
-class ControlError(Exception):
+class ControlError(TelephonyError):
     """Asterisk's manager interface could not be reached."""
 
 

@@ -36,11 +36,12 @@ import structlog
 from telephony.ami.frames import Frame, FrameParser, encode_action
 from telephony.ami.identity import IdentityGuard, Quarantined
 from telephony.ami.stream import Stream, open_stream
+from telephony.errors import TelephonyError
 
 log = structlog.get_logger(__name__)
 
 
-class AMIError(Exception):
+class AMIError(TelephonyError):
     """Base class for AMI client errors."""
 
 

@@ -26,8 +26,13 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from telephony.audit import Call, Outcome
 from telephony.audit.limits import clip, column_limits
 from telephony.db import Base
+from telephony.errors import TelephonyError
 
 log = structlog.get_logger(__name__)
+
+
+class CallbackError(TelephonyError):
+    """No such callback item, or not in a state for what was asked."""
 
 
 class Status(StrEnum):
@@ -195,9 +200,9 @@ def mark(engine: Engine, item_id: int, status: Status, operator: str | None = No
     with Session(engine) as session, session.begin():
         item = session.get(CallbackItem, item_id)
         if item is None:
-            raise LookupError(f"no callback item {item_id}")
+            raise CallbackError(f"no callback item {item_id}")
         if item.status == Status.DONE.value:
-            raise ValueError(f"callback item {item_id} is already done")
+            raise CallbackError(f"callback item {item_id} is already done")
         item.status = status.value
         if status is Status.TAKEN:
             item.taken_by, item.taken_at = operator, now

@@ -8,6 +8,7 @@ import json
 from telephony.config import Config
 from telephony.edge.process import Kamailio
 from telephony.edge.render import EdgeError
+from telephony.errors import ExitCode
 
 
 def _check(config: Config, args: argparse.Namespace) -> int:
@@ -53,7 +54,7 @@ def _status(config: Config, args: argparse.Namespace) -> int:
         print(f"{f'running (pid {pid})' if pid else 'stopped'}: {kamailio.layout.root}")
         for name, value in counters.items():
             print(f"  {name} {value}")
-    return 0 if pid is not None else 3
+    return ExitCode.OK if pid is not None else ExitCode.NOT_RUNNING
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

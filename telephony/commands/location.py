@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from telephony.config import Config, resolve_path
-from telephony.location.importer import DataImportError, ImportReport, import_cells, import_routes
-from telephony.location.region import RegionDataError, load_regions
+from telephony.location.importer import ImportReport, import_cells, import_routes
+from telephony.location.region import load_regions
 from telephony.location.resolve import CallHeaders, CallLocation, locate
 from telephony.location.store import SqlCellDatabase, SqlRouteTable
 from telephony.store import open_database
@@ -33,9 +33,6 @@ def _cells_import(config: Config, args: argparse.Namespace) -> int:
     engine = open_database(config)
     try:
         return _report(import_cells(engine, args.path), "cells")
-    except DataImportError as exc:
-        print(f"telephony: {exc}", file=sys.stderr)
-        return 1
     finally:
         engine.dispose()
 
@@ -45,9 +42,6 @@ def _routing_import(config: Config, args: argparse.Namespace) -> int:
     try:
         regions = load_regions(resolve_path(config.location.regions_file))
         return _report(import_routes(engine, args.path, regions=regions), "routes")
-    except (DataImportError, RegionDataError) as exc:
-        print(f"telephony: {exc}", file=sys.stderr)
-        return 1
     finally:
         engine.dispose()
 

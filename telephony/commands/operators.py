@@ -1,7 +1,7 @@
 """`telephony operators ...` and `telephony callbacks ...`.
 
 Presence changes go to the database first (the truth), then to Asterisk over AMI. When
-Asterisk cannot be reached the change is kept, the command says so and exits 3, and
+Asterisk cannot be reached the change is kept, the command says so and exits 4, and
 `telephony serve` applies it when its AMI session comes back.
 """
 
@@ -20,6 +20,7 @@ from telephony.ami import AMIConnection, AMIError
 from telephony.callbacks import items as callbacks
 from telephony.config import Config, resolve_path
 from telephony.control import ControlError, ami_session
+from telephony.errors import ExitCode
 from telephony.location.region import Regions, load_regions
 from telephony.operators import presence
 from telephony.operators.presence import InsecurePhone, State
@@ -32,11 +33,8 @@ from telephony.operators.roster import (
     remove_operator,
 )
 from telephony.pbx import sandbox
-from telephony.pbx.process import AsteriskError
 from telephony.pbx.render import queues, write_sandbox
 from telephony.store import open_database
-
-NOT_APPLIED = 3
 
 
 def _regions(config: Config) -> Regions:
@@ -114,7 +112,7 @@ def _apply(config: Config, engine: Engine) -> int:
             presence.restore(ami, roster, presence.states(engine), regions, queues(config))
     except (ControlError, AMIError) as exc:
         print(f"telephony: saved, but not applied to Asterisk yet: {exc}", file=sys.stderr)
-        return NOT_APPLIED
+        return ExitCode.NOT_APPLIED
     return 0
 
 
@@ -261,19 +259,6 @@ def _callbacks_done(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _guarded(handler: Any) -> Any:
-    def run(config: Config, args: argparse.Namespace) -> int:
-        try:
-            status: int = handler(config, args)
-        except (RosterError, LookupError, ValueError, ControlError, AMIError,
-                AsteriskError, InsecurePhone) as exc:
-            print(f"telephony: {exc}", file=sys.stderr)
-            return 1
-        return status
-
-    return run
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ops = sub.add_parser("operators", help="the roster and operators' presence in the queues")
     actions = ops.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -283,10 +268,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--name")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input")
-    add.set_defaults(handler=_guarded(_add))
+    add.set_defaults(handler=_add)
     remove = actions.add_parser("remove", help="log out and delete an operator")
     remove.add_argument("id")
-    remove.set_defaults(handler=_guarded(_remove))
+    remove.set_defaults(handler=_remove)
     for name, state, text in (("login", State.AVAILABLE, "join the operator's queues"),
                               ("logout", State.LOGGED_OUT, "leave all queues"),
                               ("pause", State.PAUSED, "stay in the queues but take no calls"),
@@ -295,21 +280,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parser.add_argument("id")
         if state is State.PAUSED:
             parser.add_argument("--reason", default="break", choices=presence.PAUSE_REASONS)
-        parser.set_defaults(handler=_guarded(_presence(state)))
+        parser.set_defaults(handler=_presence(state))
     listing = actions.add_parser("list", help="the roster with presence and live membership")
     listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=_guarded(_list))
+    listing.set_defaults(handler=_list)
 
     cbs = sub.add_parser("callbacks", help="abandoned callers to call back")
     cb_actions = cbs.add_subparsers(dest="action", required=True, metavar="ACTION")
     cb_list = cb_actions.add_parser("list", help="callback items not yet done")
     cb_list.add_argument("--all", action="store_true", help="include done items")
     cb_list.add_argument("--json", action="store_true")
-    cb_list.set_defaults(handler=_guarded(_callbacks_list))
+    cb_list.set_defaults(handler=_callbacks_list)
     take = cb_actions.add_parser("take", help="ring the operator, then the caller")
     take.add_argument("id", type=int)
     take.add_argument("--operator", required=True)
-    take.set_defaults(handler=_guarded(_callbacks_take))
+    take.set_defaults(handler=_callbacks_take)
     done = cb_actions.add_parser("done", help="close a callback item")
     done.add_argument("id", type=int)
-    done.set_defaults(handler=_guarded(_callbacks_done))
+    done.set_defaults(handler=_callbacks_done)

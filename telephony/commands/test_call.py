@@ -15,8 +15,6 @@ import dataclasses
 import json
 
 from telephony.config import Config
-from telephony.control import ControlError
-from telephony.phone.handles import PhoneError
 from telephony.phone.rehearsal import Plan, Report, fresh_number, place
 
 
@@ -61,11 +59,7 @@ def _text(report: Report) -> str:
 def _test_call(config: Config, args: argparse.Namespace) -> int:
     plan = Plan(args.number or fresh_number(), args.pani, args.pidf, args.key, args.key_at,
                 args.hold)  # fmt: skip
-    try:
-        report = place(config, plan)
-    except (ControlError, PhoneError) as exc:
-        print(f"telephony: test-call: {exc}")
-        return 1
+    report = place(config, plan)
     if args.json:
         payload = dataclasses.asdict(report)
         del payload["audit_text"]

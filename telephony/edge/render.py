@@ -17,6 +17,7 @@ import jinja2
 from telephony.config import Config, resolve_path
 from telephony.contract import SOURCE_HEADER, TRUNK_HEADER
 from telephony.edge.pidf import PATH as VALIDATOR_PATH
+from telephony.errors import TelephonyError
 from telephony.pbx.render import host_port
 from telephony.pbx.trunks import Trunk, load_trunks
 
@@ -37,7 +38,7 @@ COUNTERS = (
 )
 
 
-class EdgeError(Exception):
+class EdgeError(TelephonyError):
     """The edge cannot be rendered, checked, started or read; the message says why."""
 
 

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from sqlalchemy import Engine, delete, insert
 from sqlalchemy.exc import SQLAlchemyError
 
+from telephony.errors import TelephonyError
 from telephony.location.geometry import valid_position
 from telephony.location.region import Regions
 from telephony.location.store import CellRecord, CellRouteRecord, RouteKey
@@ -31,7 +32,7 @@ _MAX_PROBLEMS = 100
 _BATCH = 5_000
 
 
-class DataImportError(Exception):
+class DataImportError(TelephonyError):
     """A file that cannot be imported at all; the message names the file and line."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from telephony import values
+from telephony.errors import ConfigurationError
 from telephony.location.geometry import distance_m, valid_position
 
 # Reference points only approximate borders, so two regencies closer than this to being
@@ -25,7 +26,7 @@ _REGENCY_CODE = re.compile(r"[0-9]{2}\.[0-9]{2}")
 _PROVINCE_CODE = re.compile(r"[0-9]{2}")
 
 
-class RegionDataError(Exception):
+class RegionDataError(ConfigurationError):
     """The region file is missing, malformed or inconsistent; the message names the entry."""
 
 
@@ -118,11 +119,11 @@ def _point(entry: Any, where: str) -> ReferencePoint:
     return point
 
 
-def _regency(entry: Any, province: str) -> Regency:
+def _regency(entry: Any, province: str, path: str | Path) -> Regency:
     code = str(entry.get("code", "")) if isinstance(entry, dict) else ""
     if not _REGENCY_CODE.fullmatch(code) or not code.startswith(province + "."):
-        raise RegionDataError(f"regency {code!r}: code must look like {province}.NN")
-    where = f"regency {code}"
+        raise RegionDataError(f"{path}: regency {code!r}: code must look like {province}.NN")
+    where = f"{path}: regency {code}"
     name, points, neighbours = entry.get("name"), entry.get("points"), entry.get("neighbours", [])
     if not isinstance(name, str) or not name:
         raise RegionDataError(f"{where}: missing name")
@@ -130,7 +131,7 @@ def _regency(entry: Any, province: str) -> Regency:
     if problem := values.name(name):
         raise RegionDataError(f"{where}: name {name!r} {problem}")
     if not isinstance(points, list) or not points:
-        raise RegionDataError(f"{where}: needs at least one point")
+        raise RegionDataError(f"{where}: points: needs at least one point")
     if not isinstance(neighbours, list) or not all(isinstance(n, str) for n in neighbours):
         raise RegionDataError(f"{where}: neighbours must be a list of codes")
     return Regency(
@@ -160,18 +161,21 @@ def load_regions(path: str | Path) -> Regions:
         raise RegionDataError(f"{path}: [province] max_distance_km must be positive")
     regencies: dict[str, Regency] = {}
     for entry in data.get("regency", []):
-        regency = _regency(entry, code)
+        regency = _regency(entry, code, path)
         if regency.code in regencies:
-            raise RegionDataError(f"regency {regency.code}: listed twice")
+            raise RegionDataError(f"{path}: regency {regency.code}: listed twice")
         regencies[regency.code] = regency
     for regency in regencies.values():
         for neighbour in regency.neighbours:
             other = regencies.get(neighbour)
             if other is None or neighbour == regency.code:
-                raise RegionDataError(f"regency {regency.code}: unknown neighbour {neighbour}")
+                raise RegionDataError(
+                    f"{path}: regency {regency.code}: unknown neighbour {neighbour}"
+                )
             if regency.code not in other.neighbours:
                 raise RegionDataError(
-                    f"regency {regency.code}: {neighbour} does not list it back as a neighbour"
+                    f"{path}: regency {regency.code}: {neighbour} does not list it back as a "
+                    "neighbour"
                 )
     province_name = str(province.get("name", ""))
     if province_name and (problem := values.name(province_name)):

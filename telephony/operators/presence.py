@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from telephony.ami import AMIConnection, Frame
 from telephony.db import Base
+from telephony.errors import TelephonyError
 from telephony.location.region import Regions
 from telephony.operators.roster import Operator, memberships
 
@@ -137,7 +138,7 @@ def plan(
     return actions
 
 
-class InsecurePhone(Exception):
+class InsecurePhone(TelephonyError):
     """operators.require_tls, and the operator's phone is not registered over TLS."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import tomlkit
 
 from telephony import values
+from telephony.errors import ConfigurationError
 from telephony.location.region import Regions, queue_name
 
 REALM = "112"
@@ -24,7 +25,7 @@ _HA1 = re.compile(r"[0-9a-f]{32}")
 LANGUAGES = ("id", "en")
 
 
-class RosterError(Exception):
+class RosterError(ConfigurationError):
     """The roster file is unreadable or an entry is invalid; the message names file and entry."""
 
 

@@ -21,6 +21,7 @@ import structlog
 
 from telephony.agi.ivr import LANGUAGES
 from telephony.config import Config, resolve_path
+from telephony.errors import TelephonyError
 from telephony.location import load_regions
 from telephony.operators.roster import load_roster
 from telephony.pbx.check import CLI, Problem, check
@@ -59,7 +60,7 @@ _AT_LINE = re.compile(r",?\s*(?:in )?line (?P<line>\d+) of (?P<file>\S+)")
 CAPTURE_WAIT_S = 10.0
 
 
-class DeployError(Exception):
+class DeployError(TelephonyError):
     """Rendering would overwrite someone else's file, or the config is not fit for production."""
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import structlog
 
+from telephony.errors import TelephonyError
 from telephony.pbx.layout import Layout
 from telephony.pbx.provision import AsteriskInstall
 
 log = structlog.get_logger(__name__)
 
 
-class AsteriskError(Exception):
+class AsteriskError(TelephonyError):
     """Asterisk did not start, did not answer, or a CLI command failed."""
 
 

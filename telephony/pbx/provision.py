@@ -18,6 +18,8 @@ from pathlib import Path
 
 import structlog
 
+from telephony.errors import TelephonyError
+
 log = structlog.get_logger(__name__)
 
 MIN_MAJOR = 20
@@ -26,7 +28,7 @@ _MULTIARCH = ("x86_64-linux-gnu", "aarch64-linux-gnu")
 _LOADERS = ("lib64/ld-linux-x86-64.so.2", "lib/ld-linux-aarch64.so.1")
 
 
-class ProvisionError(Exception):
+class ProvisionError(TelephonyError):
     """Asterisk could not be found or built; the message says what to do."""
 
 

@@ -19,6 +19,7 @@ import jinja2
 from telephony import values
 from telephony.config import Config, is_loopback, resolve_path
 from telephony.contract import AMI_EVENTS, TRUNK_HEADER
+from telephony.errors import ConfigurationError
 from telephony.location import load_regions, queue_name
 from telephony.operators.roster import REALM, load_roster, overflow_queue
 from telephony.pbx.layout import Layout, ami_secret
@@ -62,7 +63,7 @@ SECRET_MODE = 0o640
 PUBLIC_MODE = 0o644
 
 
-class RenderError(Exception):
+class RenderError(ConfigurationError):
     """A value would change the meaning of the config it is rendered into."""
 
 

@@ -15,13 +15,14 @@ from pathlib import Path
 
 from telephony import values
 from telephony.config import Config
+from telephony.errors import ConfigurationError
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
 _CODECS = ("ulaw", "alaw", "g722", "opus", "gsm")
 _DTMF = ("rfc4733", "inband", "info", "auto")
 
 
-class TrunkError(Exception):
+class TrunkError(ConfigurationError):
     """A trunk entry is invalid; the message names the file and the trunk."""
 
 

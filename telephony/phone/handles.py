@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+from telephony.errors import TelephonyError
 from telephony.phone.sip import COMPACT_HEADERS, parse_name_addr, parse_sip_message, uri_user
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 5.0
 
 
-class PhoneError(Exception):
+class PhoneError(TelephonyError):
     """The phone could not do what was asked (pjsua2 refused, or the engine is gone)."""
 
 

@@ -80,5 +80,5 @@ def test_operators_add_and_remove_off_the_sandbox_print_the_deploy_apply_to_run(
         _telephony(*flags, "operators", "remove", "new1"),
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
-    # Not applied to a running Asterisk's queues (exit 3), and the same command to run.
+    # Not applied to a running Asterisk's queues (exit 4), and the same command to run.
     assert removed.stdout.splitlines()[-1].endswith(expected), removed.stdout + removed.stderr
