@@ -6,10 +6,68 @@ a name changed here changes on both sides.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 # Set by the SIP edge alone (it removes any a trunk sends): the trunk Asterisk identifies the
 # call by, and the address the INVITE came from (PJSIP_HEADER(read,X-Telephony-Source)).
 TRUNK_HEADER = "X-Telephony-Trunk"
 SOURCE_HEADER = "X-Telephony-Source"
+
+# Asterisk queue names: a regency's own queue, its overflow queue (its own and its launched
+# neighbours' operators), the province queue. The dialplan builds the hops from the prefixes.
+REGENCY_QUEUE = "reg-"
+OVERFLOW_QUEUE = "ovf-"
+PROVINCE_QUEUE = "prov-"
+
+
+def regency_queue(code: str) -> str:
+    """35.07 -> reg-3507."""
+    return REGENCY_QUEUE + code.replace(".", "")
+
+
+def overflow_queue(code: str) -> str:
+    """35.07 -> ovf-3507."""
+    return OVERFLOW_QUEUE + code.replace(".", "")
+
+
+def province_queue(code: str) -> str:
+    """35 -> prov-35."""
+    return PROVINCE_QUEUE + code
+
+
+class Var(StrEnum):
+    """Channel variables that Python sets (IVR, router, callbacks) and the dialplan reads."""
+
+    EMERGENCY_TYPE = "EMERGENCY_TYPE"
+    IVR_LANGUAGE = "IVR_LANGUAGE"
+    TARGET_QUEUE = "TARGET_QUEUE"
+    QUEUE_PRIORITY = "QUEUE_PRIORITY"
+    SCREEN_TAG = "SCREEN_TAG"
+    IVR_STATUS = "IVR_STATUS"
+    CALLER_E164 = "CALLER_E164"
+    LOCATION_SOURCE = "LOCATION_SOURCE"
+    LOCATION_LAT = "LOCATION_LAT"
+    LOCATION_LON = "LOCATION_LON"
+    LOCATION_RADIUS = "LOCATION_RADIUS"
+    CELL_ID = "CELL_ID"
+    CELL_REPORTED = "CELL_REPORTED"
+    REGENCY_CODE = "REGENCY_CODE"
+    CALLBACK_ID = "CALLBACK_ID"
+    CALLBACK_NUMBER = "CALLBACK_NUMBER"
+
+
+class UserEvent(StrEnum):
+    """The UserEvents the dialplan and the IVR send, which the audit and test-call read."""
+
+    IVR_CHOICE = "IVRChoice"
+    IVR_LOCATION = "IVRLocation"
+    IVR_FAIL_OPEN = "IVRFailOpen"
+    CALL_QUEUED = "CallQueued"
+    QUEUE_OVERFLOW = "QueueOverflow"
+    HANDOVER = "Handover"
+    RECORDING_STARTED = "RecordingStarted"
+    CALLBACK_DIAL = "CallbackDial"
+
 
 # AMI's ChannelState of an answered channel (Asterisk's AST_STATE_UP); CEL says ANSWER.
 CHANNEL_STATE_UP = "6"

@@ -30,6 +30,7 @@ from telephony.agi.channel import Channel
 from telephony.agi.prompts import PromptSet
 from telephony.agi.router import QUEUE_NAME, PendingRoute, Router
 from telephony.agi.server import STATUS_VARIABLE, Session
+from telephony.contract import UserEvent, Var
 
 log = structlog.get_logger(__name__)
 
@@ -186,17 +187,17 @@ class IVR:
     ) -> None:
         channel = session.channel
         pending = PendingRoute(self._router, call_vars, choice.emergency_type, self._fallback_queue)
-        channel.set("EMERGENCY_TYPE", choice.emergency_type)
-        channel.set("IVR_LANGUAGE", choice.language)
-        channel.set("QUEUE_PRIORITY", str(QUEUE_PRIORITIES[choice.emergency_type]))
-        channel.set("SCREEN_TAG", SCREEN_TAGS[choice.emergency_type])
+        channel.set(Var.EMERGENCY_TYPE, choice.emergency_type)
+        channel.set(Var.IVR_LANGUAGE, choice.language)
+        channel.set(Var.QUEUE_PRIORITY, str(QUEUE_PRIORITIES[choice.emergency_type]))
+        channel.set(Var.SCREEN_TAG, SCREEN_TAGS[choice.emergency_type])
         _audit(channel, choice)
         not_after = max(
             min(pending.started + self._router_timeout, deadline),
             pending.started + ROUTER_GRACE,
         )
         decision = pending.result(not_after)
-        channel.set("TARGET_QUEUE", decision.target_queue)
+        channel.set(Var.TARGET_QUEUE, decision.target_queue)
         for name, value in decision.channel_vars.items():
             channel.set(name, value)
         channel.set(STATUS_VARIABLE, "OK")
@@ -214,7 +215,7 @@ class IVR:
 def _audit(channel: Channel, choice: Choice) -> None:
     """Send the choice to AMI as UserEvent IVRChoice for the audit trail."""
     body = (
-        f"IVRChoice,Digit: {choice.digit},EmergencyType: {choice.emergency_type},"
+        f"{UserEvent.IVR_CHOICE},Digit: {choice.digit},EmergencyType: {choice.emergency_type},"
         f"Language: {choice.language},Source: {choice.source}"
     )
     if channel.exec("UserEvent", body) == "-2":

@@ -17,6 +17,8 @@ from typing import Protocol
 
 import structlog
 
+from telephony.contract import Var
+
 log = structlog.get_logger(__name__)
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,80}")
@@ -24,8 +26,8 @@ VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")
 MAX_VALUE_LENGTH = 1024
 # Variables the IVR itself sets; a router must not overwrite the dialplan contract.
 RESERVED_VARIABLES = frozenset(
-    {"EMERGENCY_TYPE", "IVR_LANGUAGE", "TARGET_QUEUE", "QUEUE_PRIORITY", "SCREEN_TAG",
-     "IVR_STATUS"}
+    {Var.EMERGENCY_TYPE, Var.IVR_LANGUAGE, Var.TARGET_QUEUE, Var.QUEUE_PRIORITY, Var.SCREEN_TAG,
+     Var.IVR_STATUS}
 )
 
 

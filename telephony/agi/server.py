@@ -34,10 +34,11 @@ from telephony.agi.channel import (
     read_env,
 )
 from telephony.agi.timings import CommandTimings
+from telephony.contract import Var
 
 log = structlog.get_logger(__name__)
 
-STATUS_VARIABLE = "IVR_STATUS"
+STATUS_VARIABLE = Var.IVR_STATUS
 LINKEDID = "${CHANNEL(linkedid)}"
 # How often the accept loop looks at the stop flag when nothing wakes it.
 ACCEPT_POLL = 0.2

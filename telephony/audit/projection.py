@@ -30,7 +30,7 @@ from enum import StrEnum
 from telephony.ami.frames import Frame
 from telephony.ami.identity import INJECTED_FIELD
 from telephony.audit.events import event_linkedid
-from telephony.contract import CHANNEL_STATE_UP
+from telephony.contract import CHANNEL_STATE_UP, UserEvent
 
 # Q.850 causes that mean someone simply hung up; anything else on an unanswered call is a
 # failure of the network or of our system, not a caller giving up.
@@ -294,14 +294,14 @@ def _hangup(work: _Work, event: Frame, at: datetime) -> None:
 
 def _user_event(work: _Work, event: Frame, at: datetime) -> None:
     kind = event.get("UserEvent")
-    if kind == "IVRChoice":
+    if kind == UserEvent.IVR_CHOICE:
         emergency = event.get("EmergencyType")
         if emergency:
             work.set_call(emergency_type=emergency, ivr_done_at=work.call.ivr_done_at or at)
         language = event.get("Language")
         if language:
             work.set_call(ivr_language=language)
-    elif kind == "IVRLocation":
+    elif kind == UserEvent.IVR_LOCATION:
         work.set_call(
             caller=event.get("CallerE164") or work.call.caller,
             location_source=event.get("Source"),

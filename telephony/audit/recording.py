@@ -21,6 +21,7 @@ from typing import Protocol
 import structlog
 
 from telephony.ami import Frame
+from telephony.contract import UserEvent
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +91,7 @@ class RecordingSealer:
 
     def observe(self, frame: Frame) -> None:
         """Called on the AMI reader for every event: only remembers and hands over."""
-        if frame.event == "UserEvent" and frame.get("UserEvent") == "RecordingStarted":
+        if frame.event == "UserEvent" and frame.get("UserEvent") == UserEvent.RECORDING_STARTED:
             with self._lock:
                 self._files[frame.get("Uniqueid") or ""] = frame.get("File") or ""
         elif frame.event in ("MixMonitorStop", "Hangup"):

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from telephony.ami import AMIConnection, AMIError
 from telephony.callbacks import items as callbacks
 from telephony.config import Config, resolve_path
+from telephony.contract import Var
 from telephony.control import ControlError, ami_session
 from telephony.errors import ExitCode
 from telephony.location.region import Regions, load_regions
@@ -227,7 +228,7 @@ def originate_callback(ami: AMIConnection, config: Config, item: callbacks.Callb
     ami.send_action(
         "Originate", Channel=op.interface, Context="callback-112", Exten="s", Priority="1",
         CallerID=f'"CB {item.caller}" <{item.caller}>', Timeout="30000", Async="true",
-        variables={"CALLBACK_NUMBER": item.caller, "CALLBACK_ID": str(item.id),
+        variables={Var.CALLBACK_NUMBER: item.caller, Var.CALLBACK_ID: str(item.id),
                    "CALLROLE": "callback"},
     )
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from telephony import values
+from telephony.contract import province_queue, regency_queue
 from telephony.errors import ConfigurationError
 from telephony.location.geometry import distance_m, valid_position
 
@@ -103,9 +104,9 @@ class Regions:
 def queue_name(code: str) -> str:
     """The Asterisk queue for a regency (35.07 -> reg-3507) or a province (35 -> prov-35)."""
     if _REGENCY_CODE.fullmatch(code):
-        return "reg-" + code.replace(".", "")
+        return regency_queue(code)
     if _PROVINCE_CODE.fullmatch(code):
-        return "prov-" + code
+        return province_queue(code)
     raise ValueError(f"not a Kemendagri province or regency code: {code!r}")
 
 

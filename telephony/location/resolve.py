@@ -12,6 +12,7 @@ from enum import StrEnum
 
 import structlog
 
+from telephony.contract import Var
 from telephony.location.body import find_pidf
 from telephony.location.cell import (
     AccessNetworkInfo,
@@ -117,14 +118,14 @@ class CallLocation:
     def to_channel_vars(self) -> dict[str, str]:
         """Channel variables for the dialplan; empty strings where nothing is known."""
         return {
-            "CALLER_E164": self.identity.e164 or "",
-            "LOCATION_SOURCE": "" if self.source is LocationSource.NONE else self.source.value,
-            "LOCATION_LAT": f"{self.lat:.6f}" if self.lat is not None else "",
-            "LOCATION_LON": f"{self.lon:.6f}" if self.lon is not None else "",
-            "LOCATION_RADIUS": str(round(self.uncertainty_m))
+            Var.CALLER_E164: self.identity.e164 or "",
+            Var.LOCATION_SOURCE: "" if self.source is LocationSource.NONE else self.source.value,
+            Var.LOCATION_LAT: f"{self.lat:.6f}" if self.lat is not None else "",
+            Var.LOCATION_LON: f"{self.lon:.6f}" if self.lon is not None else "",
+            Var.LOCATION_RADIUS: str(round(self.uncertainty_m))
             if self.uncertainty_m is not None else "",
-            "CELL_ID": self.cell.label if self.cell is not None and self.cell_trusted else "",
-            "REGENCY_CODE": self.regency_code or "",
+            Var.CELL_ID: self.cell.label if self.cell is not None and self.cell_trusted else "",
+            Var.REGENCY_CODE: self.regency_code or "",
         }
 
 

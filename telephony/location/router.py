@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from telephony.agi import RouteDecision
+from telephony.contract import Var
 from telephony.location.region import Regions
 from telephony.location.resolve import CallHeaders, locate
 from telephony.location.store import CellDatabase, RouteTable
@@ -48,5 +49,5 @@ class LocationRouter:
         variables = found.to_channel_vars()
         variables["CALLER_STATE"] = str(found.identity.state)
         # Every cell the network reported is kept for the record, trusted or not.
-        variables["CELL_REPORTED"] = found.cell.label if found.cell else ""
+        variables[Var.CELL_REPORTED] = found.cell.label if found.cell else ""
         return RouteDecision(found.queue, variables)

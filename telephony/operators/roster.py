@@ -16,6 +16,7 @@ from pathlib import Path
 import tomlkit
 
 from telephony import values
+from telephony.contract import overflow_queue
 from telephony.errors import ConfigurationError
 from telephony.location.region import Regions, queue_name
 
@@ -126,9 +127,6 @@ def memberships(op: Operator, regions: Regions) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def overflow_queue(regency_code: str) -> str:
-    """35.07 -> ovf-3507: the regency's own operators plus its neighbours' operators."""
-    return "ovf-" + regency_code.replace(".", "")
 
 
 def add_operator(

@@ -18,10 +18,18 @@ import jinja2
 
 from telephony import values
 from telephony.config import Config, is_loopback, resolve_path
-from telephony.contract import AMI_EVENTS, TRUNK_HEADER
+from telephony.contract import (
+    AMI_EVENTS,
+    OVERFLOW_QUEUE,
+    PROVINCE_QUEUE,
+    REGENCY_QUEUE,
+    TRUNK_HEADER,
+    UserEvent,
+    overflow_queue,
+)
 from telephony.errors import ConfigurationError
 from telephony.location import load_regions, queue_name
-from telephony.operators.roster import REALM, load_roster, overflow_queue
+from telephony.operators.roster import REALM, load_roster
 from telephony.pbx.layout import Layout, ami_secret
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.trunks import load_trunks
@@ -171,6 +179,10 @@ def context(config: Config, secret: str) -> dict[str, object]:
         "record": "record-112" if config.recording.enabled else "",
         "ami_secret": secret,
         "ami_events": AMI_EVENTS,
+        # Names shared with Python (telephony.contract), so the dialplan cannot drift.
+        "queue_prefix": {"regency": REGENCY_QUEUE, "overflow": OVERFLOW_QUEUE,
+                         "province": PROVINCE_QUEUE},
+        "user_event": UserEvent,
         "prompts_dir": resolve_path(config.ivr.prompts_dir),
         **_tls_context(config),
     }

@@ -19,6 +19,7 @@ from telephony.ami import Frame
 from telephony.audit.report import show_call
 from telephony.audit.views import detail_payload, detail_text
 from telephony.config import Config
+from telephony.contract import UserEvent
 from telephony.control import EventTimeout, Watcher, watching
 from telephony.pbx.render import host_port
 from telephony.phone.handles import BodyPart, CallFailed, CallHandle
@@ -154,12 +155,12 @@ def _observe(events: Watcher, report: Report) -> None:
     linkedid = first.frame.get("Linkedid") or first.frame.get("Uniqueid")
     report.linkedid = linkedid
     frames = events.for_call(linkedid or "")
-    for frame in _user_events(frames, "IVRLocation"):
+    for frame in _user_events(frames, UserEvent.IVR_LOCATION):
         report.regency = frame.get("RegencyCode") or None
         report.location_source = frame.get("Source") or None
-    for frame in _user_events(frames, "IVRFailOpen"):
+    for frame in _user_events(frames, UserEvent.IVR_FAIL_OPEN):
         report.failed_open = frame.get("Reason") or frame.get("IVRStatus") or "yes"
-    for frame in _user_events(frames, "CallQueued"):
+    for frame in _user_events(frames, UserEvent.CALL_QUEUED):
         report.queue = frame.get("Queue")
         report.emergency_type = frame.get("EmergencyType")
         report.language = frame.get("Language")
