@@ -12,8 +12,9 @@ from telephony.contract import TRUNK_HEADER
 from telephony.edge.pidf import check
 from telephony.edge.render import COUNTERS, EdgeError, EdgeLayout, render
 from telephony.edge.stats import EdgeStats, parse_statistics
+from telephony.pbx.layout import Layout
 from telephony.pbx.provision import AsteriskInstall
-from telephony.pbx.render import Layout, render_sandbox
+from telephony.pbx.render import render_sandbox
 
 
 def _edge(tmp_path: Path, *overrides: str) -> tuple[str, str]:

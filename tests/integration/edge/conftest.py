@@ -18,9 +18,9 @@ from telephony.edge.process import Kamailio
 from telephony.edge.render import EdgeError, EdgeLayout
 from telephony.edge.stats import EdgeStats
 from telephony.pbx.provision import AsteriskInstall
-from tests.conftest import Sandbox, start_sandbox
-from tests.support.net import free_port
-from tests.support.sipp import run_scenario
+from tests.harness.net import free_port
+from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.sipp import run_scenario
 
 INSIDE = "127.0.0.10"
 TRUNKS = """\
@@ -55,7 +55,7 @@ class Edge:
         return self.box.asterisk.cli("pjsip show history")
 
 
-HOSTILE = "../edge/scenarios/uac_hostile.xml"
+HOSTILE = "uac_hostile.xml"
 
 
 _ENTRY = re.compile(r"^(\d{5}) \d+ \* (?:<==|==>) (\S+)\s+(.*)$", re.MULTILINE)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from telephony.pbx.provision import AsteriskInstall
+from tests.harness.net import free_port
+from tests.harness.sipp import SCENARIOS, binary, run_scenario
 from tests.integration.edge.conftest import Edge, start_edge, stop_edge
 from tests.integration.edge.raw import invite
-from tests.support.net import free_port
-from tests.support.sipp import SCENARIOS, run_scenario, sipp_binary
 
 pytestmark = pytest.mark.asterisk
 
@@ -36,7 +36,7 @@ def test_a_flooding_source_is_blocked_and_trunk_calls_are_answered_meanwhile(
 ) -> None:
     before = quiet_edge.stats()
     flood = subprocess.Popen(
-        [sipp_binary(), "-sf", str(SCENARIOS / "../edge/scenarios/uac_flood.xml"),
+        [binary(), "-sf", str(SCENARIOS / "uac_flood.xml"),
          "-i", FLOODER, "-p", str(free_port(socket.SOCK_DGRAM, FLOODER)), "-s", "112",
          "-r", str(FLOOD_RATE), "-m", str(FLOOD_RATE * FLOOD_S), "-nostdin", "-nr",
          "-timeout", f"{FLOOD_S + 10}s", quiet_edge.target],

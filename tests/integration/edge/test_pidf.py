@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from telephony.control import Watcher, watching
 from telephony.edge.stats import GAUGES
+from tests.harness.service import ServeProcess
+from tests.harness.sipp import SippResult, run_scenario
 from tests.integration.edge.conftest import Edge, history
-from tests.support.ami import Watcher, watching
-from tests.support.service import ServiceProcess
-from tests.support.sipp import SippResult, run_scenario
 
 pytestmark = pytest.mark.asterisk
 
@@ -27,7 +27,7 @@ NO_RULES = "<!-- no usage-rules -->"
 @pytest.fixture
 def served(quiet_edge: Edge, tmp_path: Path) -> Iterator[tuple[Edge, Watcher]]:
     """`telephony serve` in edge mode: the IVR, and the validator Kamailio asks."""
-    proc = ServiceProcess(quiet_edge.box.config, tmp_path / "serve.log")
+    proc = ServeProcess(quiet_edge.box.config, tmp_path / "serve.log")
     try:
         proc.wait_ready()
         quiet_edge.forget_validator_failure()

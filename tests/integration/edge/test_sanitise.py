@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from telephony.ami import Frame
+from telephony.control import Watcher, watching
 from tests.integration.edge.conftest import Edge, history, hostile
 from tests.integration.edge.raw import invite
-from tests.support.ami import Watcher, watching
 
 pytestmark = pytest.mark.asterisk
 

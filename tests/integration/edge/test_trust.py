@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import pytest
 
+from telephony.ami.frames import Frame
+from telephony.control import watching
+from tests.harness.sipp import run_scenario
 from tests.integration.edge.conftest import INSIDE, Edge, history, hostile
 from tests.integration.edge.raw import invite
-from tests.support.ami import watching
-from tests.support.sipp import run_scenario
 
 pytestmark = pytest.mark.asterisk
 
@@ -22,8 +24,7 @@ def test_each_trunk_is_identified_by_the_edge_and_asterisk_sees_only_the_edge(
             # A trunk that names another trunk is not believed: the edge says which it is.
             ok, out = hostile(quiet_edge, source, pai="X-Telephony-Trunk: telco2")
             assert ok, out
-            ami.wait_for("Newchannel", lambda f, n=name: f.get("Channel", "").startswith(
-                f"PJSIP/trunk-{n}-"), timeout=10)
+            ami.wait_for("Newchannel", partial(on_trunk, name), timeout=10)
             entries = history(quiet_edge)[before:]
             assert entries and all(peer.startswith(f"{INSIDE}:") for _, peer, _ in entries)
             number = next(n for n, _, line in entries if line.startswith("INVITE "))
@@ -54,3 +55,7 @@ def test_asterisk_refuses_a_trunk_header_that_does_not_come_from_the_edge(
     host, port = quiet_edge.box.sip_target.split(":")
     answer = invite((host, int(port)), extra=b"X-Telephony-Trunk: mno\r\n")
     assert answer.code in (401, 403), answer.final
+
+
+def on_trunk(name: str, frame: Frame) -> bool:
+    return (frame.get("Channel") or "").startswith(f"PJSIP/trunk-{name}-")
