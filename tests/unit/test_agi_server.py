@@ -179,12 +179,16 @@ def test_session_limit_refuses_fast_instead_of_queueing() -> None:
     ids=["eof", "eof-mid-env", "bad-env", "huge-line", "binary"],
 )
 def test_bad_connections_end_cleanly(server: FastAGIServer, payload: bytes) -> None:
-    with socket.create_connection(server.address, timeout=2) as sock:
+    # The server may hang up on a huge line before the client is done (ENOTCONN, EPIPE,
+    # ECONNRESET): either way the session must end cleanly.
+    with (
+        socket.create_connection(server.address, timeout=2) as sock,
+        contextlib.suppress(OSError),
+    ):
         sock.sendall(payload)
         sock.shutdown(socket.SHUT_WR)
-        with contextlib.suppress(ConnectionResetError):
-            while sock.recv(4096):
-                pass
+        while sock.recv(4096):
+            pass
     wait_idle(server)
 
     assert server.active_sessions == 0
