@@ -1,7 +1,8 @@
 """What an operator does on the console, applied and entered into the audit chain.
 
 How console actions reach the chain: as an AMI ``UserEvent: ConsoleAction`` (with ``User``,
-``Action`` and, for a call, its ``Linkedid``), which serve's audit writer records like any
+``Operation`` and, for a call, its ``Linkedid``; Asterisk drops ``Action`` headers from a
+UserEvent), which serve's audit writer records like any
 other event. We chose that over a second chain of the console's own because:
 
 * the chain keeps one writer and one order: a classification sits between the call's own
@@ -68,7 +69,7 @@ class Actions:
 
     def audit(self, user: str, action: str, linkedid: str = "", **fields: str) -> None:
         """Send the ConsoleAction UserEvent that serve's writer enters into the chain."""
-        headers: dict[str, Any] = {"UserEvent": AUDIT_EVENT, "Action": action, "User": user,
+        headers: dict[str, Any] = {"UserEvent": AUDIT_EVENT, "Operation": action, "User": user,
                                    **fields}
         if linkedid:
             headers["Linkedid"] = linkedid

@@ -162,6 +162,7 @@ def classify(request: Request, linkedid: LinkedId, body: ClassifyRequest,
              session: Changer) -> Done:
     _visible_card(request, session, linkedid)
     _actions(request).classify(session.account.name, linkedid, body.category, body.note)
+    _hub(request).classified(linkedid, body.category, body.note, session.account.name)
     return Done(detail="recorded")
 
 

@@ -181,7 +181,7 @@ class Board:
 
     def _console_action(self, frame: Frame, linkedid: str) -> str | None:
         call = self.get(linkedid)
-        if call is None or frame.get("Action") != "classify":
+        if call is None or frame.get("Operation") != "classify":
             return None
         call.classification = {
             "category": frame.get("Category") or "",

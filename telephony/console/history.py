@@ -69,9 +69,9 @@ def caller_history(engine: Engine, number: str, exclude: str,
             entries_by_call.setdefault(item.last_linkedid, []).append(text)
         classified: dict[str, Classification] = {}
         for action in actions:
-            if action.get("Action") == "classify":
+            if action.get("Operation") == "classify":
                 classified[action["Linkedid"]] = classification_of(action)
-            elif action.get("Action") == "callback-done":
+            elif action.get("Operation") == "callback-done":
                 entries_by_call.setdefault(action["Linkedid"], []).append(
                     f"#{action.get('CallbackId', '')} {action.get('Outcome', '')}")
         history = [
@@ -92,7 +92,7 @@ def classification_for(engine: Engine, linkedid: str) -> Classification | None:
     with Session(engine) as session:
         latest = None
         for action in _console_actions(session, [linkedid]):
-            if action.get("Action") == "classify":
+            if action.get("Operation") == "classify":
                 latest = classification_of(action)
         return latest
 

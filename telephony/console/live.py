@@ -163,6 +163,16 @@ class Hub:
             self._pool.submit(self._look_up, call.linkedid, call.number)
         self.publish_call(call.linkedid)
 
+    def classified(self, linkedid: str, category: str, note: str, user: str) -> None:
+        """Asterisk took the audit record. Our own session never sees that UserEvent (the
+        client routes frames with our ActionID to the waiting action), so apply it here."""
+        with self._lock:
+            call = self.board.get(linkedid)
+            if call is None:
+                return
+            call.classification = {"category": category, "note": note, "by": user}
+        self.publish_call(linkedid)
+
     def publish_call(self, linkedid: str) -> None:
         card = self.card(linkedid)
         if card is not None:

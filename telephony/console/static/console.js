@@ -46,9 +46,13 @@ async function api(path, options = {}) {
 }
 const post = (path, body) => api(path, {method: "POST", body: JSON.stringify(body || {})});
 
+function translateIn(root) {
+  for (const element of root.querySelectorAll("[data-t]")) element.textContent = t(element.dataset.t);
+}
+
 function translate() {
   document.documentElement.lang = language;
-  for (const element of document.querySelectorAll("[data-t]")) element.textContent = t(element.dataset.t);
+  translateIn(document);
   document.getElementById("language").textContent = language === "id" ? "EN" : "ID";
   const reasons = document.getElementById("pause-reason");
   const chosen = reasons.value;
@@ -99,6 +103,7 @@ function render(card, force = false) {
   if (!view) {
     const element = document.getElementById("card-template").content.firstElementChild.cloneNode(true);
     element.dataset.linkedid = card.linkedid;
+    translateIn(element);
     document.getElementById("cards").prepend(element);
     view = {element, map: null, shown: null};
     views.set(card.linkedid, view);

@@ -2,13 +2,16 @@
 // point and uncertainty circle, the regencies' reference points and a scale (works offline).
 import * as L from "/static/leaflet/leaflet-src.esm.js";
 
+// Shapes drawn by CSS, not glyphs: a kiosk browser may have no emoji font.
 const MARKER = {
-  handset: {className: "marker marker-handset", html: "\u{1F4F1}"},
-  network: {className: "marker marker-network", html: "\u{1F4E1}"},
+  handset: {className: "marker marker-handset", html: "<i></i>"},
+  network: {className: "marker marker-network", html: "<i></i>"},
 };
 
 export function drawMap(element, settings, points, location, label) {
-  const map = L.map(element, {attributionControl: Boolean(settings.tile_url)});
+  // A view first: Leaflet adds layers to a map only once it has one.
+  const map = L.map(element, {attributionControl: Boolean(settings.tile_url)})
+    .setView([location.lat, location.lon], 14);
   if (settings.tile_url) {
     L.tileLayer(settings.tile_url, {attribution: settings.tile_attribution, maxZoom: 19})
       .addTo(map);
@@ -39,9 +42,8 @@ export function place(view, location, label) {
   L.marker(where, {icon, title: label, keyboard: false}).addTo(view.layer);
   const radius = location.radius_m || 0;
   if (radius > 0) {
-    const circle = L.circle(where, {radius, className: `uncertainty ${location.kind}`})
-      .addTo(view.layer);
-    view.map.fitBounds(circle.getBounds(), {maxZoom: 16, padding: [10, 10]});
+    L.circle(where, {radius, className: `uncertainty ${location.kind}`}).addTo(view.layer);
+    view.map.fitBounds(L.latLng(where).toBounds(radius * 2), {maxZoom: 16, padding: [10, 10]});
   } else {
     view.map.setView(where, 14);
   }
