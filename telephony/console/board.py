@@ -161,7 +161,8 @@ class Board:
         name = frame.event or ""
         if not linkedid:
             return None
-        now = self._clock()
+        # Asterisk's own stamp (timestampevents): right even when we read the event late.
+        now = _float(frame.get("Timestamp")) or self._clock()
         call = self.active.get(linkedid)
         if name == "Newchannel":
             if frame.get("Uniqueid") != linkedid or call is not None:

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,36 +84,45 @@ class ConsoleProcess:
         self._log.close()
 
 
-@pytest.fixture(scope="module")
-def centre(asterisk_install: AsteriskInstall,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, ConsoleProcess]]:
-    root = tmp_path_factory.mktemp("console")
+@contextmanager
+def running_centre(install: AsteriskInstall, root: Path,
+                   *overrides: str) -> Iterator[tuple[Sandbox, ServiceProcess, ConsoleProcess]]:
+    """A sandbox with operators op3578 and op3573, serve, and the console with their logins."""
     roster = root / "operators.toml"
     roster.write_text("".join(
         f'[[operator]]\nid = "{op}"\nregency = "{code}"\npassword = "secret-{op}"\n\n'
         for op, code in OPERATORS.items()))
-    box = start_sandbox(asterisk_install, root, f"operators.file={roster}",
-                        "location.pidf_lo=true", f"console.port={free_port()}",
-                        "operators.wrapup_s=1")
-    engine = open_database(box.config)
-    import_routes(engine, CONFIG / "routing.example.csv",
-                  regions=load_regions(CONFIG / "regions.toml"))
-    import_cells(engine, CONFIG / "cells.example.csv")
-    engine.dispose()
-    for op in OPERATORS:
-        added = run_cli(box.config, "console", "users", "add", op, "--role", "operator",
-                        "--operator", op, "--password-stdin", stdin=f"web-{op}-pass\n")
-        assert added.returncode == 0, added.stderr
-    service = ServiceProcess(box.config, root / "serve.log")
-    console = ConsoleProcess(box.config, root / "console.log")
+    box = start_sandbox(install, root, f"operators.file={roster}", "location.pidf_lo=true",
+                        f"console.port={free_port()}", "operators.wrapup_s=1", *overrides)
     try:
-        service.wait_ready()
-        console.wait_ready()
-        yield box, console
+        engine = open_database(box.config)
+        import_routes(engine, CONFIG / "routing.example.csv",
+                      regions=load_regions(CONFIG / "regions.toml"))
+        import_cells(engine, CONFIG / "cells.example.csv")
+        engine.dispose()
+        for op in OPERATORS:
+            added = run_cli(box.config, "console", "users", "add", op, "--role", "operator",
+                            "--operator", op, "--password-stdin", stdin=f"web-{op}-pass\n")
+            assert added.returncode == 0, added.stderr
+        service = ServiceProcess(box.config, root / "serve.log")
+        console = ConsoleProcess(box.config, root / "console.log")
+        try:
+            service.wait_ready()
+            console.wait_ready()
+            yield box, service, console
+        finally:
+            console.stop()
+            service.stop()
     finally:
-        console.stop()
-        service.stop()
         box.asterisk.stop()
+
+
+@pytest.fixture(scope="module")
+def centre(asterisk_install: AsteriskInstall,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, ConsoleProcess]]:
+    root = tmp_path_factory.mktemp("console")
+    with running_centre(asterisk_install, root) as (box, _service, console):
+        yield box, console
 
 
 @pytest.fixture(scope="module")
@@ -143,18 +153,23 @@ def page(centre: tuple[Sandbox, ConsoleProcess], browser: Browser,
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.goto(f"{console.url}/")
-    tab.fill("#name", "op3578")
-    tab.fill("#password", "web-op3578-pass")
-    tab.click("#login-button")
-    tab.wait_for_function("window.consoleLive !== undefined")
-    tab.click("#available")
-    tab.wait_for_function("document.getElementById('presence').textContent === 'Siap'")
+    log_in(tab, console, "op3578")
     yield tab
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
     context.close()
     assert errors == [], errors
+
+
+def log_in(tab: Page, console: ConsoleProcess, op: str) -> None:
+    """Log in on the console page and become available there, as an operator would."""
+    tab.goto(f"{console.url}/")
+    tab.fill("#name", op)
+    tab.fill("#password", f"web-{op}-pass")
+    tab.click("#login-button")
+    tab.wait_for_function("window.consoleLive !== undefined")
+    tab.click("#available")
+    tab.wait_for_function("document.getElementById('presence').textContent === 'Siap'")
 
 
 def shot(page: Page, name: str) -> None:
