@@ -26,7 +26,10 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from telephony.audit import AuditEvent
 from telephony.config import Config, as_set_flags
 from telephony.location import import_cells, import_routes, load_regions
 from telephony.pbx.provision import AsteriskInstall
@@ -256,7 +259,8 @@ def test_a_second_call_from_the_number_shows_the_first_and_its_classification(
 ) -> None:
     box = centre[0]
     caller = number()
-    for call_no, (category, note) in enumerate((("ghost", "sunyi"), (None, None))):
+    note_text = 'sunyi <img src=x onerror="window.pwned=1">'
+    for call_no, (category, note) in enumerate((("ghost", note_text), (None, None))):
         placing, out = in_background(medical_call, box, caller, 3000)
         phone.wait_incoming(30).wait_confirmed(10)
         card = page.locator(".card.mine")
@@ -270,6 +274,8 @@ def test_a_second_call_from_the_number_shows_the_first_and_its_classification(
             entry = card.locator(".history-entry")
             entry.filter(has_text="Diam / hantu: sunyi").wait_for(timeout=5000)
             assert entry.count() == 1
+            assert entry.inner_text().endswith(note_text)  # shown as typed: text, not markup
+            assert page.evaluate("window.pwned") is None
             badge = card.locator(".nuisance")
             assert badge.is_visible() and "Diam ×1" in badge.inner_text()
             shot(page, "console-history")
@@ -301,6 +307,46 @@ def test_a_pidf_lo_call_shows_the_handset_marker(
         "geoloc-profile" in card.locator(".how").inner_text()
     placing.join(60)
     assert out["result"].ok, out["result"].output + out["result"].errors
+
+
+def test_handover_from_the_card_moves_the_caller_to_the_other_regency_and_is_audited(
+    centre: tuple[Sandbox, ConsoleProcess], phone: Phone, page: Page
+) -> None:
+    box = centre[0]
+    caller = number()
+    with Phone("127.0.0.1", user="op3573") as malang:
+        malang.register(f"sip:{box.sip_target}", "op3573", "secret-op3573", timeout=5)
+        malang.auto_answer(0.5)
+        assert run_cli(box.config, "operators", "login", "op3573").returncode == 0
+        try:
+            placing, out = in_background(medical_call, box, caller, 12_000)
+            phone.wait_incoming(30).wait_confirmed(10)
+            card = page.locator(".card.mine")
+            card.locator(".handover").wait_for(timeout=5000)
+            card.locator(".target").select_option("35.73")
+            card.locator(".handover button").click()
+            moved = malang.wait_incoming(15)  # the same caller, now in Kota Malang's queue
+            assert moved.from_display_name.startswith("AMB 35.78 ")  # keeps its data
+            moved.wait_confirmed(10)
+            placing.join(60)
+            assert out["result"].ok, out["result"].output + out["result"].errors
+        finally:
+            run_cli(box.config, "operators", "logout", "op3573")
+    linkedid = page.locator(".recent-call").filter(has_text=caller).get_attribute(
+        "data-linkedid", timeout=10_000)
+    engine = open_database(box.config)
+    try:
+        with Session(engine) as session:
+            payloads = [json.loads(p) for p in session.scalars(select(AuditEvent.payload).where(
+                AuditEvent.linkedid == linkedid, AuditEvent.type == "UserEvent"))]
+    finally:
+        engine.dispose()
+    kinds = [(p.get("UserEvent"), p.get("Operation"), p.get("User"), p.get("To"))
+             for p in payloads]
+    assert ("ConsoleAction", "handover", "op3578", "reg-3573") in kinds
+    assert ("Handover", None, None, "reg-3573") in kinds  # the dialplan's own, as for *8
+    verified = run_cli(box.config, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 FUZZ_EXAMPLES = 25
