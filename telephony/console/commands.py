@@ -24,6 +24,10 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
 
 def _add(config: Config, args: argparse.Namespace) -> int:
     role = Role(args.role)
+    if role is Role.OPERATOR and not args.operator:
+        raise AccountError("an operator account needs --operator ID (a roster entry)")
+    if role is Role.SUPERVISOR and args.operator:
+        raise AccountError("a supervisor sees the province: leave out --operator")
     if role is Role.OPERATOR:
         roster = load_roster(resolve_path(config.operators.file),
                              load_regions(resolve_path(config.location.regions_file)))
