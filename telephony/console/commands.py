@@ -64,6 +64,33 @@ def _list(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_SUPERVISOR = "supervisor"
+
+
+def _demo(config: Config, args: argparse.Namespace) -> int:
+    """Web logins for the roster's demo operators (and one supervisor), for scripts/run."""
+    roster = load_roster(resolve_path(config.operators.file),
+                         load_regions(resolve_path(config.location.regions_file)))
+    demo = [op for op in roster if op.demo_password]
+    if not demo:
+        raise AccountError(f"{config.operators.file} has no demo operators (password = ...)")
+    wanted: list[tuple[str, Role, str | None, str]] = [
+        (op.id, Role.OPERATOR, op.id, f"web-{op.demo_password}") for op in demo]
+    wanted.append((DEMO_SUPERVISOR, Role.SUPERVISOR, None, "web-demo-supervisor"))
+    engine = open_database(config)
+    try:
+        existing = {user.name for user in accounts.users(engine)}
+        for name, role, operator_id, password in wanted:
+            if name not in existing:
+                accounts.add_user(engine, name, role, operator_id, password)
+    finally:
+        engine.dispose()
+    print("  Demo console logins (user / password):")
+    for name, role, _operator, password in wanted:
+        print(f"    {name} / {password}   {role.value}")
+    return 0
+
+
 def _remove(config: Config, args: argparse.Namespace) -> int:
     engine = open_database(config)
     try:
@@ -105,6 +132,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing = user_actions.add_parser("list", help="the console's web users")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_guarded(_list))
+    demo = user_actions.add_parser("demo", help="web logins for the demo operators (sandbox)")
+    demo.set_defaults(handler=_guarded(_demo))
     remove = user_actions.add_parser("remove", help="delete a web user")
     remove.add_argument("name")
     remove.set_defaults(handler=_guarded(_remove))

@@ -64,3 +64,15 @@ def test_bad_accounts_are_refused_in_one_line(tmp_path: Path, capsys: pytest.Cap
         code, _, err = run(tmp_path, capsys, monkeypatch, "console", "users", "add", *args,
                            "--password-stdin", stdin=stdin)
         assert code == 1 and says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_demo_logins_for_the_demo_operators_are_made_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(2):
+        code, out, _ = run(tmp_path, capsys, monkeypatch, "console", "users", "demo")
+        assert code == 0 and "op3578 / web-demo-3578   operator" in out
+        assert "supervisor / web-demo-supervisor   supervisor" in out
+    engine = make_engine(f"sqlite:///{tmp_path / 't.db'}")
+    assert authenticate(engine, "op3578", "web-demo-3578") is not None
+    engine.dispose()
