@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -36,7 +37,7 @@ from telephony.pbx.provision import AsteriskInstall
 from telephony.perf.serve import terminate
 from telephony.store import open_database
 from tests.conftest import Sandbox, start_sandbox
-from tests.support.net import free_port
+from tests.support.net import free_port, wait_udp_bound
 from tests.support.phone import Phone
 from tests.support.service import ServiceProcess, run_cli
 from tests.support.sipp import SippResult, run_scenario
@@ -127,9 +128,11 @@ def running_centre(install: AsteriskInstall, root: Path,
 def centre(asterisk_install: AsteriskInstall,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, ConsoleProcess]]:
     root = tmp_path_factory.mktemp("console")
+    uas_port = free_port(socket.SOCK_DGRAM, "127.0.0.2")
     # The API fuzz tries logins by the hundred: the throttle has its own unit test.
-    with running_centre(asterisk_install, root,
-                        "console.login_attempts=1000000") as (box, _service, console):
+    with running_centre(asterisk_install, root, "console.login_attempts=1000000",
+                        f"callbacks.trunk_contact=sip:127.0.0.2:{uas_port}") as (
+            box, _service, console):
         yield box, console
 
 
@@ -178,6 +181,17 @@ def log_in(tab: Page, console: ConsoleProcess, op: str) -> None:
     tab.wait_for_function("window.consoleLive !== undefined")
     tab.click("#available")
     tab.wait_for_function("document.getElementById('presence').textContent === 'Siap'")
+
+
+def console_actions(box: Sandbox, where: Any) -> list[dict[str, Any]]:
+    """Payloads of the UserEvents in the audit chain that match `where`."""
+    engine = open_database(box.config)
+    try:
+        with Session(engine) as session:
+            return [json.loads(p) for p in session.scalars(select(AuditEvent.payload).where(
+                where, AuditEvent.type == "UserEvent"))]
+    finally:
+        engine.dispose()
 
 
 def shot(page: Page, name: str) -> None:
@@ -307,6 +321,13 @@ def test_a_pidf_lo_call_shows_the_handset_marker(
         "geoloc-profile" in card.locator(".how").inner_text()
     placing.join(60)
     assert out["result"].ok, out["result"].output + out["result"].errors
+    # After the call: classified from the recent-calls list.
+    row = page.locator(".recent-call").filter(has_text=caller)
+    row.locator(".category").select_option("information")
+    row.locator(".note").fill("setelah panggilan")
+    row.locator("button").click()
+    row.locator(".result").filter(has_text="recorded").wait_for(timeout=5000)
+    row.filter(has_text="Informasi").wait_for(timeout=5000)
 
 
 def test_handover_from_the_card_moves_the_caller_to_the_other_regency_and_is_audited(
@@ -334,19 +355,57 @@ def test_handover_from_the_card_moves_the_caller_to_the_other_regency_and_is_aud
             run_cli(box.config, "operators", "logout", "op3573")
     linkedid = page.locator(".recent-call").filter(has_text=caller).get_attribute(
         "data-linkedid", timeout=10_000)
-    engine = open_database(box.config)
-    try:
-        with Session(engine) as session:
-            payloads = [json.loads(p) for p in session.scalars(select(AuditEvent.payload).where(
-                AuditEvent.linkedid == linkedid, AuditEvent.type == "UserEvent"))]
-    finally:
-        engine.dispose()
+    payloads = console_actions(box, AuditEvent.linkedid == linkedid)
     kinds = [(p.get("UserEvent"), p.get("Operation"), p.get("User"), p.get("To"))
              for p in payloads]
     assert ("ConsoleAction", "handover", "op3578", "reg-3573") in kinds
     assert ("Handover", None, None, "reg-3573") in kinds  # the dialplan's own, as for *8
     verified = run_cli(box.config, "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_callback_list_takes_an_abandoned_caller_rings_the_phone_then_them_and_closes(
+    centre: tuple[Sandbox, ConsoleProcess], page: Page
+) -> None:
+    box = centre[0]
+    caller = number()
+    # Nobody's phone is registered: the caller waits in the queue, then hangs up.
+    abandoned = medical_call(box, caller, 2500)
+    assert abandoned.ok, abandoned.output + abandoned.errors
+    row = page.locator(".callback").filter(has_text=caller)
+    row.wait_for(timeout=15_000)  # swept by serve, listed within the page's refresh
+    uas_port = int(box.config.callbacks.trunk_contact.rsplit(":", 1)[1])
+    answering, citizen = in_background(lambda: run_scenario(
+        "uas_citizen.xml", box.sip_target, source="127.0.0.2", calls=1, timeout_s=40,
+        port=uas_port, workdir=box.workdir))
+    with Phone("127.0.0.1", user="op3578") as op_phone:
+        op_phone.register(f"sip:{box.sip_target}", "op3578", "secret-op3578", timeout=5)
+        op_phone.auto_answer(0.3)
+        wait_udp_bound("127.0.0.2", uas_port)
+        row.locator("button").first.click()  # take
+        incoming = op_phone.wait_incoming(10)
+        assert incoming.from_display_name == f"CB {caller}"
+        incoming.wait_confirmed(5)
+        time.sleep(1.0)  # the operator talks to the citizen
+        incoming.hangup()
+        incoming.wait_disconnected(5)
+    answering.join(45)
+    assert citizen["result"].ok, citizen["result"].output + citizen["result"].errors
+    row.locator("select").select_option("reached")
+    row.locator("button").last.click()  # done
+    row.wait_for(state="detached", timeout=10_000)
+    wanted = {("callback-take", None), ("callback-done", "reached")}
+
+    def steps() -> set[tuple[str | None, str | None]]:
+        return {(p.get("Operation"), p.get("Outcome"))
+                for p in console_actions(box, AuditEvent.payload.contains("callback-"))
+                if p.get("User") == "op3578"}
+
+    deadline = time.monotonic() + 10
+    while not wanted <= steps() and time.monotonic() < deadline:
+        time.sleep(0.2)  # serve's writer commits in batches
+    assert wanted <= steps()
+    assert box.wait_no_channels() == 0
 
 
 FUZZ_EXAMPLES = 25

@@ -23,6 +23,8 @@ const TEXT = {
        shortcuts: "Shortcuts: Alt+1..6 classify, Alt+S save, Alt+P pause, Alt+U available, Alt+L language",
        confidence: "confidence", hops: "Queues"},
 };
+// Callback items are made by serve's sweeper, not announced on the live feed.
+const CALLBACK_REFRESH_MS = 5000;
 let language = localStorage.getItem("console-language") || "id";
 let me = null;
 let points = [];
@@ -60,6 +62,7 @@ function translate() {
   if (chosen) reasons.value = chosen;
   showPresence();
   showBanner();
+  document.getElementById("recent").replaceChildren();  // rebuilt in the new language
   for (const card of calls.values()) render(card, true);
   loadCallbacks();
 }
@@ -178,20 +181,52 @@ function renderHistory(list, history) {
 }
 
 function renderRecent() {
+  // Rows are kept by linkedid, so a note being typed after the call survives new events.
   const list = document.getElementById("recent");
   const ended = [...calls.values()].filter((c) => c.phase === "ended")
     .sort((a, b) => b.ended_at - a.ended_at).slice(0, 20);
+  const rows = new Map([...list.children].map((row) => [row.dataset.linkedid, row]));
   list.replaceChildren(...ended.map((card) => {
-    const item = document.createElement("li");
-    item.className = "recent-call";
-    item.dataset.linkedid = card.linkedid;
+    const row = rows.get(card.linkedid) || recentRow(card.linkedid);
     const when = new Date(card.arrived_at * 1000).toLocaleTimeString(language === "id" ? "id-ID" : "en-GB");
     const what = card.classification ? label(card.classification.category) : "";
-    item.textContent = [when, numberText(card), label(card.emergency_type || "unknown"),
-                        card.regency_name, what].filter(Boolean).join(" · ");
-    return item;
+    row.querySelector(".summary").textContent = [when, numberText(card),
+      label(card.emergency_type || "unknown"), card.regency_name, what].filter(Boolean).join(" · ");
+    return row;
   }));
   document.getElementById("no-call").hidden = views.size > 0;
+}
+
+function recentRow(linkedid) {
+  // Classifying after the call: the same API as on the card.
+  const row = document.createElement("li");
+  row.className = "recent-call";
+  row.dataset.linkedid = linkedid;
+  const summary = document.createElement("span");
+  summary.className = "summary";
+  const form = document.createElement("form");
+  form.className = "classify-after";
+  const category = document.createElement("select");
+  category.className = "category";
+  category.replaceChildren(...words.categories.map((c) => new Option(label(c), c)));
+  const note = document.createElement("input");
+  note.className = "note";
+  note.maxLength = 200;
+  const save = document.createElement("button");
+  save.type = "submit";
+  save.textContent = t("save");
+  const result = document.createElement("span");
+  result.className = "result";
+  form.replaceChildren(category, note, save, result);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    post(`/api/calls/${encodeURIComponent(linkedid)}/classification`,
+         {category: category.value, note: note.value})
+      .then((r) => { result.textContent = r.detail; })
+      .catch((error) => { result.textContent = error.message; });
+  });
+  row.replaceChildren(summary, form);
+  return row;
 }
 
 function wire(view, linkedid) {
@@ -310,6 +345,7 @@ async function main() {
   document.addEventListener("keydown", shortcuts);
   translate();
   connect();
+  setInterval(loadCallbacks, CALLBACK_REFRESH_MS);
 }
 
 main();
