@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, WebSocket
 
@@ -29,8 +29,6 @@ class WebSession:
     viewer: Viewer
     csrf: str
     expires: float
-    language: str = "id"
-    started: float = field(default_factory=time.time)
 
 
 class Sessions:
@@ -59,11 +57,6 @@ class Sessions:
     def end(self, token: str) -> None:
         with self._lock:
             self._sessions.pop(token, None)
-
-    def end_user(self, name: str) -> None:
-        with self._lock:
-            for token in [t for t, s in self._sessions.items() if s.account.name == name]:
-                del self._sessions[token]
 
 
 class LoginThrottle:

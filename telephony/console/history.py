@@ -88,15 +88,6 @@ def caller_history(engine: Engine, number: str, exclude: str,
     return history, Nuisance(prank=counts["prank"], ghost=counts["ghost"])
 
 
-def classification_for(engine: Engine, linkedid: str) -> Classification | None:
-    with Session(engine) as session:
-        latest = None
-        for action in _console_actions(session, [linkedid]):
-            if action.get("Operation") == "classify":
-                latest = classification_of(action)
-        return latest
-
-
 def recent_calls(engine: Engine, hours: float = 2.0) -> list[LiveCall]:
     """Calls of the last hours from the audit store: how the board recovers after a gap."""
     since = datetime.now(UTC) - timedelta(hours=hours)

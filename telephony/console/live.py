@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -191,12 +190,6 @@ class Hub:
                 del self._history[stale]
         self.publish_call(linkedid)
 
-    def refresh_history(self, linkedid: str) -> None:
-        with self._lock:
-            call = self.board.get(linkedid)
-        if call is not None and call.number:
-            self._pool.submit(self._look_up, linkedid, call.number)
-
     def _resync(self) -> None:
         """After an AMI (re)connection: learn the calls the store has and we missed."""
         try:
@@ -233,11 +226,3 @@ class Hub:
                 self.status = current
                 self.feed.publish("status", {"status": current.model_dump()})
             self._stop.wait(STATUS_INTERVAL_S)
-
-    def wait_status(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.status.database and self.status.ami:
-                return True
-            time.sleep(0.05)
-        return False

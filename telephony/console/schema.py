@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from telephony.console.words import NOTE_MAX
+from telephony.console.words import CALLBACK_OUTCOMES, CATEGORIES, NOTE_MAX, PRESENCE_STATES
+from telephony.operators.presence import PAUSE_REASONS
 
 Category = Literal["emergency", "information", "prank", "ghost", "wrong-number", "test"]
 PauseReason = Literal["break", "wrap-up", "training", "other"]
 CallbackOutcome = Literal["reached", "no-answer", "not-needed", "wrong-number"]
 PresenceState = Literal["available", "paused", "logged-out"]
+# The literals above spell out words.py's tables for the OpenAPI schema; they must agree.
+assert get_args(Category) == CATEGORIES and get_args(PauseReason) == PAUSE_REASONS
+assert get_args(CallbackOutcome) == CALLBACK_OUTCOMES
+assert get_args(PresenceState) == PRESENCE_STATES
 
 
 class _Strict(BaseModel):
