@@ -7,7 +7,7 @@ Auth is a dependency on each route: ``current`` (a session, else 401) for reads,
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, WebSocket
 from fastapi.websockets import WebSocketDisconnect
@@ -26,6 +26,7 @@ from telephony.console.auth import (
     current,
     for_websocket,
 )
+from telephony.console.feed import Entry
 from telephony.console.live import Hub, can_see, viewer_for
 from telephony.console.schema import (
     CallbackDoneRequest,
@@ -186,9 +187,9 @@ def set_presence(request: Request, body: PresenceRequest, session: Changer) -> P
     state = State(body.state)
     reason = (body.reason or "break") if state is State.PAUSED else None
     _actions(request).set_presence(session.account.name, op, state, reason)
-    _hub(request).feed.publish("presence", {"presence": {
-        "operator_id": op.id, "state": state.value, "reason": reason}})
-    return Presence(operator_id=op.id, state=body.state, reason=reason)
+    now = Presence(operator_id=op.id, state=body.state, reason=reason)
+    _hub(request).feed.publish("presence", {"presence": now})
+    return now
 
 
 def _callback_visible(session: WebSession, item: callbacks.CallbackItem) -> bool:
@@ -232,18 +233,29 @@ def callback_done(request: Request, item_id: ItemId, body: CallbackDoneRequest,
     return Done(detail="done")
 
 
-def _visible_event(session: WebSession, kind: str, data: dict[str, Any], seq: int) -> \
-        LiveEvent | None:
-    if kind == "call":
-        card = Card.model_validate(data["call"])
-        return LiveEvent(seq=seq, kind="call", call=card) if can_see(session.viewer, card) \
-            else None
-    if kind == "presence":
-        if session.viewer.supervisor or data["presence"]["operator_id"] == \
-                session.viewer.operator_id:
-            return LiveEvent(seq=seq, kind="presence", presence=Presence(**data["presence"]))
-        return None
-    return LiveEvent(seq=seq, kind="status", status=Status(**data["status"]))
+def _visible(session: WebSession, entry: Entry) -> bool:
+    if entry.kind == "call":
+        return can_see(session.viewer, entry.data["call"])
+    if entry.kind == "presence":
+        return session.viewer.supervisor or \
+            entry.data["presence"].operator_id == session.viewer.operator_id
+    return True
+
+
+def _event(entry: Entry) -> LiveEvent:
+    """The entry as sent, built and serialised once however many clients receive it."""
+    event: LiveEvent | None = entry.cache.get("event")
+    if event is None:
+        event = LiveEvent(seq=entry.seq, kind=entry.kind, **entry.data)  # type: ignore[arg-type]
+        entry.cache["event"] = event
+        entry.cache["json"] = event.model_dump_json()
+    return event
+
+
+def _event_json(entry: Entry) -> str:
+    _event(entry)
+    text: str = entry.cache["json"]
+    return text
 
 
 @router.websocket("/live")
@@ -267,8 +279,7 @@ async def live(websocket: WebSocket, since: Annotated[int, Query(ge=0)] = 0,
             since = 0  # numbers from an earlier console run mean nothing now
         sent = feed.seq
         entries, complete = feed.since(since)
-        missed = [e for e in (_visible_event(session, x.kind, x.data, x.seq) for x in entries
-                              if x.seq <= sent) if e is not None]
+        missed = [_event(x) for x in entries if x.seq <= sent and _visible(session, x)]
         snapshot = Snapshot(epoch=feed.epoch, seq=sent, calls=hub.cards(session.viewer),
                             status=hub.status, missed=missed, complete=complete)
         await websocket.send_text(snapshot.model_dump_json())
@@ -278,9 +289,8 @@ async def live(websocket: WebSocket, since: Annotated[int, Query(ge=0)] = 0,
             entries, _ = feed.since(sent)
             for entry in entries:
                 sent = entry.seq
-                event = _visible_event(session, entry.kind, entry.data, entry.seq)
-                if event is not None:
-                    await websocket.send_text(event.model_dump_json())
+                if _visible(session, entry):
+                    await websocket.send_text(_event_json(entry))
             if _session_ended(websocket, session):
                 await websocket.close(code=4401)
                 return

@@ -12,7 +12,7 @@ import asyncio
 import threading
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 CAPACITY = 10_000
@@ -23,6 +23,8 @@ class Entry:
     seq: int
     kind: str
     data: dict[str, Any]
+    # What every client is sent, rendered once (the first sender fills it in).
+    cache: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 class Feed:

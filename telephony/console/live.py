@@ -175,7 +175,7 @@ class Hub:
     def publish_call(self, linkedid: str) -> None:
         card = self.card(linkedid)
         if card is not None:
-            self.feed.publish("call", {"call": card.model_dump()})
+            self.feed.publish("call", {"call": card})
 
     def _look_up(self, linkedid: str, number: str) -> None:
         try:
@@ -224,5 +224,5 @@ class Hub:
             if current != self.status:
                 log.info("console.status", database=current.database, ami=current.ami)
                 self.status = current
-                self.feed.publish("status", {"status": current.model_dump()})
+                self.feed.publish("status", {"status": current})
             self._stop.wait(STATUS_INTERVAL_S)

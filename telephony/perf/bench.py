@@ -248,7 +248,7 @@ def run_part(part: str, result: dict[str, Any], install: AsteriskInstall, work: 
     elif part == "capacity":
         result["capacity"] = capacity_search(install, work, profile)
     elif part == "console":
-        result["console"] = consoles.run(install, work)
+        result["console"] = consoles.run(install, work, own_timings)
     else:
         result["ingest"] = ingest_runs(work, profile, postgres_url)
 

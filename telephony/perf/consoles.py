@@ -1,10 +1,12 @@
 """Bench part ``console``: ring -> card latency with many operator consoles connected.
 
-A bench centre (serve, bench operators answering by SIPp) plus `telephony console`, with
-``clients`` WebSocket clients logged in as supervisors (they see every card), each standing
-in for a browser. For every call, each client's latency is the time from the operator SIPp
-logging the ring (the INVITE reaching a phone) to that client receiving the first card of
-the call that shows it ringing. Both clocks are this machine's wall clock.
+A bench centre (serve, bench operators answering by SIPp) runs one load without consoles,
+then the same load with `telephony console` and ``clients`` WebSocket clients logged in as
+supervisors (they see every card), each standing in for a browser; serve's FastAGI and
+audit-lag figures and INVITE->200 of both runs sit side by side in the result. For every
+call, each client's latency is the time from the operator SIPp logging the ring (the INVITE
+reaching a phone) to that client receiving the first card of the call that shows it
+ringing. Both clocks are this machine's wall clock.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
@@ -105,8 +108,30 @@ class Client(threading.Thread):
             self.connected.set()
 
 
-def run(install: AsteriskInstall, work: Path, clients: int = CLIENTS,
+Timings = Callable[[Path], dict[str, Any]]
+
+
+def _measure(centre: Centre, root: Path, name: str, load: Load,
+             own_timings: Timings) -> tuple[dict[str, Any], set[str]]:
+    """One load through a fresh serve: its FastAGI and audit-lag figures, INVITE->200."""
+    probe = root / f"probe-{name}.json"
+    service = centre.serve(f"serve-{name}", probe_out=probe).ready()
+    calls = Calls(centre, load, root, f"calls-{name}").start()
+    phase = calls.wait()
+    service.stop()
+    timings = own_timings(probe)
+    figures = {
+        "answered": phase.answered,
+        "invite_to_200_ms": None if phase.setup_ms is None else phase.setup_ms.as_dict(3),
+        "agi_ms": timings["agi_ms"],
+        "audit_lag_ms": timings["audit_lag_ms"],
+    }
+    return figures, {number for number, _mode in calls.people}
+
+
+def run(install: AsteriskInstall, work: Path, own_timings: Timings, clients: int = CLIENTS,
         load: Load = LOAD) -> dict[str, Any]:
+    """The same load without, then with, ``clients`` consoles connected, in one centre."""
     root = work / "console"
     with Centre(install, root, Staff(count=4, answer_ms=1000),
                 overrides=[f"console.port={free_port()}",
@@ -117,7 +142,7 @@ def run(install: AsteriskInstall, work: Path, clients: int = CLIENTS,
                 accounts.add_user(engine, f"bench{n:03d}", Role.SUPERVISOR, None, PASSWORD)
         finally:
             engine.dispose()
-        centre.serve("serve").ready()
+        without, _ = _measure(centre, root, "without", load, own_timings)
         console = ConsoleRun(centre.config, root / "console.log")
         try:
             console.ready()
@@ -126,7 +151,7 @@ def run(install: AsteriskInstall, work: Path, clients: int = CLIENTS,
                 watcher.start()
             for watcher in watchers:
                 watcher.connected.wait(60)
-            phase = Calls(centre, load, root, "console-calls").start().wait()
+            with_consoles, numbers = _measure(centre, root, "with", load, own_timings)
             time.sleep(2.0)  # the last cards
             for watcher in watchers:
                 watcher.stop.set()
@@ -135,7 +160,8 @@ def run(install: AsteriskInstall, work: Path, clients: int = CLIENTS,
             console.stop()
         rings: dict[str, float] = {}
         for mark in centre.phones.rings():
-            rings.setdefault(mark.number, mark.at)
+            if mark.number in numbers:
+                rings.setdefault(mark.number, mark.at)
     latencies = [(at - rings[number]) * 1000 for w in watchers
                  for number, at in w.first_ring.items() if number in rings]
     missing = sum(1 for w in watchers for number in rings if number not in w.first_ring)
@@ -143,9 +169,10 @@ def run(install: AsteriskInstall, work: Path, clients: int = CLIENTS,
     return {
         "clients": clients,
         "load": load.as_dict(),
-        "answered": phase.answered,
         "rung_calls": len(rings),
-        "ring_to_card_ms": None if summary is None else summary.as_dict(),
+        "ring_to_card_ms": None if summary is None else summary.as_dict(3),
         "cards_missing": missing,
         "client_errors": sorted({w.error for w in watchers if w.error}),
+        "without_consoles": without,
+        "with_consoles": with_consoles,
     }
