@@ -19,6 +19,7 @@ from telephony import __version__, logs
 from telephony import config as config_mod
 from telephony.audit import commands as audit_commands
 from telephony.config import resolve_path
+from telephony.console import commands as console_commands
 from telephony.edge import commands as edge_commands
 from telephony.edge.render import EdgeError
 from telephony.location import RegionDataError, load_regions
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands.register(sub)
     operator_commands.register(sub)
     edge_commands.register(sub)
+    console_commands.register(sub)
     return parser
 
 
@@ -162,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"telephony: config error: {exc}", file=sys.stderr)
         return 2
     # The service's log is its output; every other command reports on stdout and logs aside.
-    stream = sys.stdout if args.command == "serve" else sys.stderr
+    serving = args.command == "serve" or (args.command == "console" and not args.action)
+    stream = sys.stdout if serving else sys.stderr
     logs.configure(config.service.log_level, config.service.log_format, stream)
     try:
         status: int = args.handler(config, args)

@@ -125,6 +125,10 @@ class CallLocation:
             if self.uncertainty_m is not None else "",
             "CELL_ID": self.cell.label if self.cell is not None and self.cell_trusted else "",
             "REGENCY_CODE": self.regency_code or "",
+            # How the regency was chosen and the number's state, for the console's ring card.
+            "LOCATION_METHOD": self.method.value,
+            "LOCATION_CONFIDENCE": self.confidence.value,
+            "CALLER_STATE": self.identity.state.value,
         }
 
 
