@@ -72,7 +72,11 @@ class Actions:
         headers: dict[str, Any] = {"UserEvent": AUDIT_EVENT, "Operation": action, "User": user,
                                    **fields}
         if linkedid:
+            # The audit writer takes no event with half a channel identity (an id injected
+            # without its pair is quarantined: telephony.ami.identity). A call's linkedid is
+            # the uniqueid of the channel it began with, the caller's, so the pair names it.
             headers["Linkedid"] = linkedid
+            headers["Uniqueid"] = linkedid
         log.info("console.action", user=user, action=action, linkedid=linkedid or None,
                  **{k.lower(): v for k, v in fields.items() if k != "Note"})
         try:
