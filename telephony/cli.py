@@ -18,6 +18,7 @@ import structlog
 from telephony import __version__, logs
 from telephony import config as config_mod
 from telephony.commands import audit as audit_commands
+from telephony.commands import console as console_commands
 from telephony.commands import deploy as deploy_commands
 from telephony.commands import edge as edge_commands
 from telephony.commands import location as location_commands
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator_commands.register(sub)
     edge_commands.register(sub)
     test_call_commands.register(sub)
+    console_commands.register(sub)
     return parser
 
 
@@ -156,9 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides.append(f"service.log_format={args.log_format}")
     try:
         config = config_mod.load(args.config, overrides=overrides)
-        # The service's log is its output; every other command reports on stdout and logs
-        # aside.
-        stream = sys.stdout if args.command == "serve" else sys.stderr
+        # The service's log is its output (and the console's, when it serves); every other
+        # command reports on stdout and logs aside.
+        serving = args.command == "serve" or (args.command == "console" and not args.action)
+        stream = sys.stdout if serving else sys.stderr
         logs.configure(config.service.log_level, config.service.log_format, stream)
         status: int = args.handler(config, args)
     except TelephonyError as exc:

@@ -213,6 +213,24 @@ class EdgeConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """`telephony console`, the operators' web console (telephony/console/)."""
+
+    bind: str = "127.0.0.1"
+    port: int = _checked(8112, _port)
+    # HTTPS for a LAN: both files, or neither (plain HTTP, loopback only).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # Map tiles, e.g. "https://tiles.centre.example/{z}/{x}/{y}.png". Empty: no base map.
+    tile_url: str = ""
+    tile_attribution: str = ""
+    session_hours: float = _checked(12.0, _positive)
+    # Failed logins per name (and per client address) within login_window_s, then refused.
+    login_attempts: int = _checked(5, _positive)
+    login_window_s: float = _checked(300.0, _positive)
+
+
+@dataclass(frozen=True)
 class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
@@ -226,6 +244,7 @@ class Config:
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     edge: EdgeConfig = field(default_factory=EdgeConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
 
 def _sections() -> dict[str, type[Any]]:
@@ -359,6 +378,14 @@ def _check_transport_security(config: Config) -> None:
              if not getattr(ast, name)]
     if users and files:
         raise ConfigError(f"{' and '.join(users)} needs {' and '.join(files)}")
+    console = config.console
+    if bool(console.tls_cert_file) != bool(console.tls_key_file):
+        raise ConfigError("console.tls_cert_file and console.tls_key_file go together")
+    if not is_loopback(console.bind) and not console.tls_cert_file:
+        raise ConfigError(
+            f"console.bind = {console.bind!r} is not a loopback address: the console leaves "
+            "loopback only over HTTPS (set console.tls_cert_file and console.tls_key_file)"
+        )
     if config.operators.require_tls and not ast.tls_port:
         raise ConfigError(
             "operators.require_tls = true needs the TLS transport: set asterisk.tls_port, "

@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from telephony.ami import AMIConnection, AMIError
+from telephony.ami import AMIError
 from telephony.callbacks import items as callbacks
+from telephony.callbacks.dial import originate_callback
 from telephony.config import Config, resolve_path
-from telephony.contract import Var
 from telephony.control import ControlError, ami_session
 from telephony.errors import ExitCode
 from telephony.location.region import Regions, load_regions
@@ -222,16 +222,6 @@ def _callbacks_list(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def originate_callback(ami: AMIConnection, config: Config, item: callbacks.CallbackItem,
-                       op: Operator) -> None:
-    """Ring the operator first; when they answer, callback-112 dials the citizen."""
-    ami.send_action(
-        "Originate", Channel=op.interface, Context="callback-112", Exten="s", Priority="1",
-        CallerID=f'"CB {item.caller}" <{item.caller}>', Timeout="30000", Async="true",
-        variables={Var.CALLBACK_NUMBER: item.caller, Var.CALLBACK_ID: str(item.id),
-                   "CALLROLE": "callback"},
-    )
-
 
 def _callbacks_take(config: Config, args: argparse.Namespace) -> int:
     if not config.callbacks.trunk_contact:
@@ -243,7 +233,7 @@ def _callbacks_take(config: Config, args: argparse.Namespace) -> int:
     try:
         item = callbacks.mark(engine, args.id, callbacks.Status.TAKEN, op.id)
         with ami_session(config) as ami:
-            originate_callback(ami, config, item, op)
+            originate_callback(ami, item, op)
     finally:
         engine.dispose()
     print(f"callback #{item.id}: ringing {op.id}, then {item.caller}")

@@ -126,6 +126,10 @@ class CallLocation:
             if self.uncertainty_m is not None else "",
             Var.CELL_ID: self.cell.label if self.cell is not None and self.cell_trusted else "",
             Var.REGENCY_CODE: self.regency_code or "",
+            # How the regency was chosen and the number's state, for the console's ring card.
+            Var.LOCATION_METHOD: self.method.value,
+            Var.LOCATION_CONFIDENCE: self.confidence.value,
+            Var.CALLER_STATE: self.identity.state.value,
         }
 
 

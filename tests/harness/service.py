@@ -35,7 +35,7 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONY_")}
 
 
-def terminate(proc: subprocess.Popen[str], timeout: float) -> int:
+def terminate(proc: subprocess.Popen[Any], timeout: float) -> int:
     """SIGTERM (after SIGCONT: a stopped process cannot handle it), then SIGKILL."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGCONT)

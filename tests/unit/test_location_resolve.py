@@ -74,6 +74,9 @@ def test_pidf_in_multipart_body(regions: Regions) -> None:
         "LOCATION_RADIUS": "18",
         "CELL_ID": "",
         "REGENCY_CODE": "35.73",
+        "LOCATION_METHOD": "nearest-seat",
+        "LOCATION_CONFIDENCE": "high",
+        "CALLER_STATE": "available",
     }
 
 
@@ -179,6 +182,8 @@ def test_no_location_falls_back_to_the_province(regions: Regions) -> None:
     assert location.to_channel_vars() == {
         "CALLER_E164": "+6281234567890", "LOCATION_SOURCE": "", "LOCATION_LAT": "",
         "LOCATION_LON": "", "LOCATION_RADIUS": "", "CELL_ID": "", "REGENCY_CODE": "",
+        "LOCATION_METHOD": "province-default", "LOCATION_CONFIDENCE": "none",
+        "CALLER_STATE": "available",
     }
 
 
