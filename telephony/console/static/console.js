@@ -145,11 +145,16 @@ function render(card, force = false) {
     target.replaceChildren(...regencies.map((r) => new Option(`${r.code} ${r.name}`, r.code)));
   }
   e.querySelector(".handover").hidden = card.answered_by !== (me && me.operator_id);
+  if (!view.map) {
+    view.map = drawMap(e.querySelector(".map"), settings, points, card.location, numberText(card));
+    view.shown = card.location ? JSON.stringify(card.location) : null;
+  }
   if (card.location) {
     // A location, once shown, never moves by itself: a newer fix is offered with a button.
+    // The first one is shown at once (the map had only the reference points).
     const fix = JSON.stringify(card.location);
-    if (!view.map) {
-      view.map = drawMap(e.querySelector(".map"), settings, points, card.location, numberText(card));
+    if (view.shown === null) {
+      place(view.map, card.location, numberText(card));
       view.shown = fix;
     } else if (fix !== view.shown) {
       const button = e.querySelector(".newer-fix");

@@ -9,9 +9,16 @@ const MARKER = {
 };
 
 export function drawMap(element, settings, points, location, label) {
-  // A view first: Leaflet adds layers to a map only once it has one.
-  const map = L.map(element, {attributionControl: Boolean(settings.tile_url)})
-    .setView([location.lat, location.lon], 14);
+  // A view first: Leaflet adds layers to a map only once it has one. Without a location
+  // (none yet, or none at all) the map shows the regencies' reference points.
+  const map = L.map(element, {attributionControl: Boolean(settings.tile_url)});
+  if (location) {
+    map.setView([location.lat, location.lon], 14);
+  } else if (points.length) {
+    map.fitBounds(L.latLngBounds(points.map((p) => [p.lat, p.lon])), {padding: [10, 10]});
+  } else {
+    map.setView([0, 0], 1);
+  }
   if (settings.tile_url) {
     L.tileLayer(settings.tile_url, {attribution: settings.tile_attribution, maxZoom: 19})
       .addTo(map);
@@ -25,7 +32,7 @@ export function drawMap(element, settings, points, location, label) {
   }
   const layer = L.layerGroup().addTo(map);
   const view = {map, layer};
-  place(view, location, label);
+  if (location) place(view, location, label);
   return view;
 }
 
