@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from telephony.ami.frames import Frame
+from telephony.audit.bulk import copy_rows
 from telephony.audit.chain import GENESIS_HASH, link_hash
 from telephony.audit.events import EventRecord
 from telephony.audit.limits import clip_row, column_limits
@@ -22,6 +23,8 @@ from telephony.audit.projection import CallState, LegState, Phase, apply
 CallView = tuple[CallState | None, dict[str, LegState]]
 # The PostgreSQL advisory lock that every appender holds while it extends the chain.
 CHAIN_LOCK_ID = 112_0001
+# Values per IN (...): well under SQLite's bound-parameter limit.
+_IN_SIZE = 500
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,8 @@ class ProjectionCache:
         while len(self._calls) > self._max:
             self._calls.popitem(last=False)
 
-    def known(self) -> set[str]:
-        return set(self._calls)
+    def __contains__(self, linkedid: str) -> bool:
+        return linkedid in self._calls
 
     def clear(self) -> None:
         self._calls.clear()
@@ -104,14 +107,9 @@ def write_batch(
     one upsert per table) because ingest speed is what keeps the audit lag under a second.
     """
     result = BatchResult(tail=read_tail(session))
-    keys = [record.event_key for record, _ in items]
-    seen: set[tuple[str, str]] = set()
-    for part in chunks(keys):
-        stored = session.execute(
-            select(AuditEvent.uniqueid, AuditEvent.event_key).where(AuditEvent.event_key.in_(part))
-        )
-        seen.update((uniqueid, key) for uniqueid, key in stored)
-    uncached = {record.linkedid for record, _ in items if record.linkedid} - cache.known()
+    seen = _stored(session, [(record.uniqueid, record.event_key) for record, _ in items])
+    linkedids = {record.linkedid for record, _ in items if record.linkedid}
+    uncached = {linkedid for linkedid in linkedids if linkedid not in cache}
     loaded = _load(session, uncached)
     events: list[dict[str, object]] = []
     dirty_calls: set[str] = set()
@@ -141,7 +139,7 @@ def write_batch(
         dirty_legs.setdefault(record.linkedid, set()).update(leg.uniqueid for leg in change.legs)
         result.views[record.linkedid] = (change.call or call, legs)
     if events:
-        session.execute(insert(_table(AuditEvent)), events)
+        _insert_events(session, events)
     calls, call_legs = [], []
     for linkedid, (call, legs) in result.views.items():
         if linkedid in dirty_calls and call is not None:
@@ -150,6 +148,34 @@ def write_batch(
     _upsert(session, Call, calls)
     _upsert(session, CallLeg, call_legs)
     return result
+
+
+def _stored(session: Session, identities: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of ``identities`` (uniqueid, event_key) the table holds already.
+
+    Both columns are in the condition so that the idempotency index, which leads with
+    uniqueid, serves it: on event_key alone the lookup scanned the table, and ingest slowed
+    down as the trail grew (PostgreSQL: 5394 events/s for 12 000 events, 1187 for 60 000)."""
+    seen: set[tuple[str, str]] = set()
+    ordered = sorted(set(identities))
+    for n in range(0, len(ordered), _IN_SIZE):
+        part = ordered[n : n + _IN_SIZE]
+        stored = session.execute(
+            select(AuditEvent.uniqueid, AuditEvent.event_key).where(
+                AuditEvent.uniqueid.in_({uniqueid for uniqueid, _ in part}),
+                AuditEvent.event_key.in_([key for _, key in part]),
+            )
+        )
+        seen.update((uniqueid, key) for uniqueid, key in stored)
+    return seen
+
+
+def _insert_events(session: Session, rows: list[dict[str, object]]) -> None:
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        copy_rows(connection.connection.dbapi_connection, _table(AuditEvent), rows)
+    else:
+        session.execute(insert(_table(AuditEvent)), rows)
 
 
 def _link(record: EventRecord, tail: Tail) -> tuple[dict[str, object], Tail]:
@@ -216,7 +242,7 @@ def columns(state: CallState | LegState) -> dict[str, object]:
     return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
 
 
-def chunks(values: Sequence[str] | set[str], size: int = 500) -> list[list[str]]:
+def chunks(values: Sequence[str] | set[str], size: int = _IN_SIZE) -> list[list[str]]:
     """`values` sorted, in lists short enough for one IN (...) each."""
     ordered = sorted(values)
     return [ordered[n : n + size] for n in range(0, len(ordered), size)]

@@ -76,7 +76,9 @@ def engine(switch: Switch) -> Iterator[Engine]:
     db.dispose()
 
 
-def make_writer(engine: Engine, tmp_path: Path, events: queue.Queue[Frame]) -> AuditWriter:
+def make_writer(
+    engine: Engine, tmp_path: Path, events: queue.Queue[Frame], batch_size: int = 200
+) -> AuditWriter:
     return AuditWriter(
         engine,
         events,
@@ -85,6 +87,7 @@ def make_writer(engine: Engine, tmp_path: Path, events: queue.Queue[Frame]) -> A
         KEY,
         checkpoint_every=5,
         retry_s=0.05,
+        batch_size=batch_size,
     )
 
 

@@ -67,6 +67,9 @@ class Ingest:
     rows: int
     spooled: int
     verified: bool
+    cpu_s: float = 0.0
+    """The bench process's own CPU time over the flood (the writer and the producer; not the
+    database server's): on a shared machine, events per CPU second moves less than events/s."""
 
     @property
     def lost(self) -> int:
@@ -80,7 +83,10 @@ class Ingest:
         return {"database": self.database, "events": self.events,
                 "seconds": round(self.seconds, 3), "events_per_s": round(self.events_per_s),
                 "written": self.written, "rows": self.rows, "lost": self.lost,
-                "spooled": self.spooled, "verified": self.verified}  # fmt: skip
+                "spooled": self.spooled, "verified": self.verified,
+                "cpu_s": round(self.cpu_s, 3),
+                "events_per_cpu_s": round(self.events / self.cpu_s) if self.cpu_s else None,
+                }  # fmt: skip
 
 
 def rows(engine: Engine) -> int:
@@ -103,6 +109,7 @@ def flood(url: str, workdir: Path, calls: int, *, timeout_s: float) -> Ingest:
         frames = [f for n in range(calls) for f in call_frames(n, base_s)]
         writer.start()
         started = time.monotonic()
+        cpu_started = time.process_time()
         for frame in frames:
             frame.received_ns = time.time_ns()
             events.put(frame)
@@ -110,6 +117,7 @@ def flood(url: str, workdir: Path, calls: int, *, timeout_s: float) -> Ingest:
         while writer.metrics().events_written < len(frames) and time.monotonic() < deadline:
             time.sleep(POLL_S)
         seconds = time.monotonic() - started
+        cpu_s = time.process_time() - cpu_started
         writer.stop()
         metrics = writer.metrics()
         return Ingest(
@@ -120,6 +128,7 @@ def flood(url: str, workdir: Path, calls: int, *, timeout_s: float) -> Ingest:
             rows=rows(engine) - before,
             spooled=metrics.events_spooled,
             verified=verify(engine, checkpoints, key).ok,
+            cpu_s=cpu_s,
         )
     finally:
         engine.dispose()
