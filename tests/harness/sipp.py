@@ -196,6 +196,10 @@ class Sipp:
             )  # fmt: skip
         return self
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def wait(self, timeout: float | None = None) -> int:
         """Wait for SIPp to finish by itself (at most its -timeout, plus a margin)."""
         if self._proc is None:

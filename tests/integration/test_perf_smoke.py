@@ -13,6 +13,7 @@ from telephony.pbx.provision import AsteriskInstall
 from tests.harness.perf import bench, capacity, drills, ingest, results
 from tests.harness.perf.centre import Staff
 from tests.harness.perf.load import Load
+from tests.harness.perf.pinning import bench_on, split
 from tests.harness.perf.verdict import Context
 
 pytestmark = pytest.mark.asterisk
@@ -31,7 +32,11 @@ def test_bench_measures_ours_against_the_baseline(
     asterisk_install: AsteriskInstall, tmp_path: Path
 ) -> None:
     ours = bench.ours(asterisk_install, tmp_path, SMOKE)
-    base = bench.baseline(asterisk_install, tmp_path, SMOKE)
+    # The baseline pinned (scripts/bench --pin), and its capacity searched by our rule.
+    pinned = split()
+    with bench_on(pinned.load):
+        base = bench.baseline(asterisk_install, tmp_path, SMOKE, pinned)
+    base_capacity = bench.capacity_search(asterisk_install, tmp_path, SMOKE, base=True)
     flooded = ingest.flood(f"sqlite:///{tmp_path / 'ingest.db'}", tmp_path / "ingest", 20,
                            timeout_s=60)  # fmt: skip
     result: dict[str, Any] = {
@@ -49,6 +54,7 @@ def test_bench_measures_ours_against_the_baseline(
     assert ours["agi_ms"]["count"] > 0 and ours["audit_lag_ms"]["count"] > 0
     assert ours["usage"]["serve"]["cpu_percent"] >= 0 and "serve" not in base["usage"]
     assert result["ratios"]["setup_p50"] > 0
+    assert base_capacity["trials"] and base_capacity["trials"][0]["calls"] == 1
     assert {t.key for t in results.targets(result)} >= {"agi_p99", "setup_ratio_p99"}
     assert "INVITE->200" in bench.summary(result)
     json.dumps(result)

@@ -58,6 +58,20 @@ def test_step_budget_bounds_the_search() -> None:
     assert len(tried) == 3 and found.rate_cps == 20
 
 
+def test_time_budget_bounds_the_search() -> None:
+    tried, trial = system_that_fails_above(23)
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 100.0  # every look at the clock is a trial later
+        return now[0]
+
+    found = find(trial, Search(**{**SEARCH.as_dict(), "budget_s": 250}), clock)
+
+    assert tried == [5, 10, 20] and found.cut_short and found.rate_cps == 20
+    assert found.as_dict()["cut_short"] is True
+
+
 def test_next_rate() -> None:
     assert next_rate(0, None, SEARCH) == 5
     assert next_rate(40, None, SEARCH) == 80

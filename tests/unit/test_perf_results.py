@@ -35,7 +35,21 @@ def test_targets_met_and_missed_at_the_target_load() -> None:
         "zero_failed": True, "silent_ring_p99": True, "key_ring_p99": False, "agi_p99": True,
         "audit_lag_p99": True, "ingest_sqlite": True, "setup_ratio_p50": True,
         "setup_ratio_p95": True, "setup_ratio_p99": False,
+        # Issue 19's: PostgreSQL not run, SQLite under 6000, no CPU ratio or baseline capacity.
+        "ingest_postgresql_19": None, "ingest_sqlite_19": False, "cpu_ratio": None,
+        "capacity_ratio": None,
     }
+
+
+def test_issue_19_targets_judge_ingest_cpu_and_capacity_against_the_baseline() -> None:
+    found = verdicts(result(
+        ratios={"setup_p50": 1.1, "setup_p95": 1.2, "setup_p99": 1.6, "cpu_asterisk": 1.4},
+        ingest={"postgresql": {"events_per_s": 10_500, "lost": 0, "verified": True},
+                "sqlite": {"events_per_s": 6100, "lost": 0, "verified": True}},
+        capacity_ratio=0.92))  # fmt: skip
+
+    assert found["ingest_postgresql_19"] is True and found["ingest_sqlite_19"] is True
+    assert found["cpu_ratio"] is False and found["capacity_ratio"] is True
 
 
 def test_a_lighter_load_is_reported_but_not_judged_against_the_load_targets() -> None:

@@ -11,6 +11,7 @@ the audit ingest flood on SQLite and PostgreSQL. Every phase is bounded by SIPp'
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -28,8 +29,9 @@ from telephony import logs
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.sandbox import install_for
 from tests.harness import CHECKOUT
-from tests.harness.perf import capacity, consoles, ingest, load, results
+from tests.harness.perf import capacity, consoles, ingest, load, results, soak
 from tests.harness.perf.centre import Centre, Staff
+from tests.harness.perf.pinning import Pinning, bench_on, split
 from tests.harness.perf.postgres import Cluster, PostgresError
 from tests.harness.perf.stats import summarize
 
@@ -50,7 +52,7 @@ QUICK = Profile(
     Staff(100),
     load.Load(rate=4, calls=80, hold_s=16),
     capacity.Search(start_cps=4, window_s=8, hold_s=6, key_share=1.0, max_cps=64,
-                    resolution_cps=2, max_steps=4),
+                    resolution_cps=2, max_steps=4, budget_s=150),
     ingest_calls=1000,
 )  # fmt: skip
 FULL = Profile(
@@ -58,8 +60,16 @@ FULL = Profile(
     Staff(260),
     load.Load(rate=10, calls=1200, hold_s=20),
     capacity.Search(start_cps=5, window_s=60, hold_s=20, key_share=0.5, max_cps=80,
-                    resolution_cps=1, max_steps=7),
+                    resolution_cps=1, max_steps=7, budget_s=720),
     ingest_calls=5000,
+)  # fmt: skip
+# --soak: 5 calls/s of a minute each (about 300 up at once) for 10 minutes; ours only.
+SOAK = Profile(
+    "soak",
+    Staff(320),
+    load.Load(rate=5, calls=3000, hold_s=60),
+    QUICK.search,
+    ingest_calls=0,
 )  # fmt: skip
 
 
@@ -89,8 +99,9 @@ def own_timings(path: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def ours(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str, Any]:
-    with Centre(install, work / "ours", profile.staff) as centre:
+def ours(install: AsteriskInstall, work: Path, profile: Profile,
+         pinning: Pinning | None = None) -> dict[str, Any]:  # fmt: skip
+    with Centre(install, work / "ours", profile.staff, pinning=pinning) as centre:
         probe = work / "ours" / "probe.json"
         service = centre.serve("serve", probe_out=probe).ready()
         phase = load.run(centre, profile.load, work, "ours-load")
@@ -102,24 +113,31 @@ def ours(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str, An
         return measured
 
 
-def baseline(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str, Any]:
-    with Centre(install, work / "baseline", profile.staff, baseline=True) as centre:
+def baseline(install: AsteriskInstall, work: Path, profile: Profile,
+             pinning: Pinning | None = None) -> dict[str, Any]:  # fmt: skip
+    with Centre(install, work / "baseline", profile.staff, baseline=True,
+                pinning=pinning) as centre:  # fmt: skip
         phase = load.run(centre, profile.load, work, "baseline-load")
         measured = phase.as_dict()
         measured["channels_left"] = wait_idle(centre)
         return measured
 
 
-def capacity_search(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str, Any]:
+def capacity_search(install: AsteriskInstall, work: Path, profile: Profile,
+                    pinning: Pinning | None = None, *, base: bool = False) -> dict[str, Any]:
+    """The search on our centre, or (``base``) on the baseline's, by the same rule."""
     search = profile.search
-    with Centre(install, work / "capacity", profile.staff) as centre:
-        centre.serve("serve").ready()
+    name = "capacity-baseline" if base else "capacity"
+    with Centre(install, work / name, profile.staff, baseline=base,
+                pinning=pinning) as centre:  # fmt: skip
+        if not base:
+            centre.serve("serve").ready()
 
         def trial(rate: float) -> capacity.Trial:
             wait_idle(centre)
             calls = max(1, round(rate * search.window_s))
             phase = load.run(centre, load.Load(rate, calls, search.hold_s, search.key_share),
-                             work, f"capacity-{rate:g}")  # fmt: skip
+                             work, f"{name}-{rate:g}")  # fmt: skip
             passed = phase.failed == 0 and phase.failed_open == 0
             return capacity.Trial(rate, passed, {
                 "calls": calls, "failed": phase.failed, "failed_open": phase.failed_open,
@@ -176,21 +194,38 @@ def ratios(ours_: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 
 def summary(result: dict[str, Any]) -> str:
     lines = _load_lines(result) if {"ours", "baseline"} <= set(result["phases"]) else []
-    cap = result.get("capacity") or {}
-    if cap:
+    unpinned = result.get("unpinned")
+    if unpinned and lines:
+        lines.insert(1, "  pinned (" + ", ".join(
+            f"{k} {v}" for k, v in result["conditions"]["pinning"].items()) + "); unpinned: "
+            + "; ".join(_unpinned_figures(unpinned)))  # fmt: skip
+    for label, key in (("capacity", "capacity"), ("capacity, baseline", "capacity_baseline")):
+        cap = result.get(key) or {}
+        if not cap:
+            continue
         cond = cap["conditions"]
         lines.append(
-            f"  capacity: {cap['rate_cps']} calls/s with zero failed calls, none failed open "
+            f"  {label}: {cap['rate_cps']} calls/s with zero failed calls, none failed open "
             f"(lowest failing: {cap['failing_cps'] or 'none found'}); SIP alone: no failure up "
             f"to {cap['sip_only_rate_cps']} calls/s; {cond['window_s']} s windows, hold "
             f"{cond['hold_s']} s, {cond['key_share']:.0%} key, {len(cap['trials'])} trials"
+            + (" (cut short by the time budget)" if cap.get("cut_short") else "")
         )
+    if result.get("capacity_ratio") is not None:
+        lines.append(f"  capacity ours / baseline: {result['capacity_ratio']}")
     for name, run in (result.get("ingest") or {}).items():
         if "skipped" in run:
             lines.append(f"  ingest {name}: skipped ({run['skipped']})")
         else:
             lines.append(f"  ingest {name}: {run['events_per_s']} events/s, {run['events']} "
                          f"events, lost {run['lost']}, chain verified {run['verified']}")
+    if "soak" in result:
+        found = result["soak"]
+        drift = found["audit_lag_drift"]
+        lines.append(f"  soak: peak {found['phase']['calls']['peak_concurrent']} concurrent; RSS "
+                     f"growth MB per 1000 calls {found['rss_growth_mb_per_1000_calls']}; audit "
+                     f"lag p99 by tenth {[s['p99'] for s in drift['slices']]} ms, flat: "
+                     f"{drift['flat']}")  # fmt: skip
     lines += [f"  {part} FAILED: {error}" for part, error in result.get("errors", {}).items()]
     lines.append("targets:")
     lines += results.target_lines(results.targets(result))
@@ -230,6 +265,19 @@ def _load_lines(result: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
+def _unpinned_figures(unpinned: dict[str, Any]) -> list[str]:
+    o, b = unpinned["phases"]["ours"], unpinned["phases"]["baseline"]
+
+    def three(data: Any, path: str) -> str:
+        values = [results.dig(data, f"{path}.{p}") for p in ("p50", "p95", "p99")]
+        return "/".join("-" if v is None else f"{v:.3g}" for v in values)
+
+    return [f"INVITE->200 ms ours {three(o, 'setup_ms')}, baseline {three(b, 'setup_ms')}",
+            f"FastAGI ms {three(o, 'agi_ms')}",
+            f"CPU % asterisk {_usage(o, 'asterisk', 'cpu_percent')}, baseline "
+            f"{_usage(b, 'asterisk', 'cpu_percent')}"]  # fmt: skip
+
+
 def _ratio_view(result: dict[str, Any]) -> dict[str, Any]:
     return {p: result["ratios"].get(f"setup_{p}") for p in ("p50", "p95", "p99")}
 
@@ -239,15 +287,53 @@ def _usage(phase: dict[str, Any], process: str, key: str) -> str:
     return "-" if value is None else f"{value:g}"
 
 
+def soak_run(install: AsteriskInstall, work: Path, profile: Profile,
+             pinning: Pinning | None) -> dict[str, Any]:  # fmt: skip
+    """Our centre under the soak load: RSS growth per 1000 calls, and the audit lag's drift."""
+    with bench_on(pinning.load) if pinning is not None else contextlib.nullcontext():
+        measured = ours(install, work, profile, pinning)
+    lag = json.loads((work / "ours" / "probe.json").read_text())["audit"]["lag_ms"]
+    measured.pop("asterisk_version", None)
+    return {
+        "rss_growth_mb_per_1000_calls": soak.rss_per_1000_calls(
+            measured.get("usage", {}), profile.load.calls),
+        "audit_lag_drift": soak.lag_drift(lag),
+        "phase": measured,
+    }  # fmt: skip
+
+
+def load_part(install: AsteriskInstall, work: Path, profile: Profile,
+              pinning: Pinning | None) -> dict[str, Any]:  # fmt: skip
+    """Ours then the baseline under the same load; pinned, with the bench on the load's CPU."""
+    with bench_on(pinning.load) if pinning is not None else contextlib.nullcontext():
+        phases = {"ours": ours(install, work, profile, pinning)}
+        version = phases["ours"].pop("asterisk_version")
+        phases["baseline"] = baseline(install, work, profile, pinning)
+    return {"phases": phases, "ratios": ratios(phases["ours"], phases["baseline"]),
+            "asterisk": version}  # fmt: skip
+
+
 def run_part(part: str, result: dict[str, Any], install: AsteriskInstall, work: Path,
-             profile: Profile, postgres_url: str | None) -> None:  # fmt: skip
+             profile: Profile, postgres_url: str | None,
+             pinning: Pinning | None = None) -> None:  # fmt: skip
     if part == "load":
-        result["phases"]["ours"] = ours(install, work, profile)
-        result["conditions"]["asterisk"] = result["phases"]["ours"].pop("asterisk_version")
-        result["phases"]["baseline"] = baseline(install, work, profile)
-        result["ratios"] = ratios(result["phases"]["ours"], result["phases"]["baseline"])
+        if pinning is not None:
+            # Both are kept; the targets are judged on the pinned run (result["phases"]).
+            unpinned = load_part(install, work / "unpinned", profile, None)
+            result["unpinned"] = {"phases": unpinned["phases"], "ratios": unpinned["ratios"]}
+        measured = load_part(install, work, profile, pinning)
+        result["phases"].update(measured["phases"])
+        result["ratios"] = measured["ratios"]
+        result["conditions"]["asterisk"] = measured["asterisk"]
+    elif part == "soak":
+        result["soak"] = soak_run(install, work, profile, pinning)
     elif part == "capacity":
-        result["capacity"] = capacity_search(install, work, profile)
+        with bench_on(pinning.load) if pinning is not None else contextlib.nullcontext():
+            result["capacity"] = capacity_search(install, work, profile, pinning)
+            result["capacity_baseline"] = capacity_search(install, work, profile, pinning,
+                                                          base=True)
+        result["capacity_ratio"] = results.ratio(result["capacity"]["rate_cps"],
+                                                 result["capacity_baseline"]["rate_cps"])
     elif part == "console":
         result["console"] = consoles.run(install, work, own_timings)
     else:
@@ -270,15 +356,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="operators answer this long after their phone rings "
                              "(default 1000)")
     parser.add_argument("--keep", action="store_true", help="keep the run's work directory")
+    parser.add_argument("--soak", action="store_true",
+                        help="only the soak: about 300 calls up at once for 10 minutes "
+                             "(RSS growth per 1000 calls, audit lag drift)")
+    parser.add_argument("--pin", action="store_true",
+                        help="SIPp callers and operators on one CPU, Asterisk and serve on "
+                             "the other; the load also runs unpinned, both are reported")
     args = parser.parse_args(argv)
-    profile = QUICK if args.quick else FULL
+    pinning = split() if args.pin else None
+    profile = SOAK if args.soak else QUICK if args.quick else FULL
     if args.answer_ms is not None:
         profile = replace(profile, staff=replace(profile.staff, answer_ms=args.answer_ms))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or CHECKOUT / "var" / "bench" / f"{profile.name}-{stamp}.json"
     work = CHECKOUT / "var" / "bench" / "work" / stamp
     work.mkdir(parents=True, exist_ok=True)
-    parts = set(args.only or ("load", "capacity", "ingest"))
+    parts = {"soak"} if args.soak else set(args.only or ("load", "capacity", "ingest"))
     started = time.monotonic()
     result: dict[str, Any] = {
         "schema": results.SCHEMA,
@@ -287,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "phases": {},
         "errors": {},
     }
+    if pinning is not None:
+        result["conditions"]["pinning"] = pinning.as_dict()
 
     def save() -> None:
         result["duration_s"] = round(time.monotonic() - started, 1)
@@ -299,11 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (work / "bench.log").open("a") as log_file:
         logs.configure("info", "json", stream=log_file)
         install = install_for(config_mod.load(None, env={}))
-        for part in ("load", "capacity", "ingest", "console"):
+        for part in ("load", "capacity", "ingest", "console", "soak"):
             if part not in parts:
                 continue
             try:
-                run_part(part, result, install, work, profile, args.postgres)
+                run_part(part, result, install, work, profile, args.postgres, pinning)
             except Exception as exc:  # one broken part must not cost the figures of the others
                 result["errors"][part] = f"{type(exc).__name__}: {exc}"
                 print(f"bench: {part} failed: {result['errors'][part]}", file=sys.stderr)

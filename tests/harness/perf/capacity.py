@@ -6,10 +6,14 @@ rate r for a fixed duration, raising r after a clean trial and lowering it after
 one; here r doubles until a trial fails, then the interval between the best clean and the
 worst failed rate is halved until it is narrower than ``resolution`` or the steps run out.
 Our own stricter rule is added: a call that failed open skipped the IVR, so it fails too.
+The baseline's centre is searched with the same rule in the same run (it cannot fail open,
+so its figure is RFC 7502's). A search is bounded by ``max_steps`` and by ``budget_s``: no
+trial starts once the budget is spent, and the figure says the search was cut short.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,11 +28,14 @@ class Search:
     max_cps: float
     resolution_cps: float
     max_steps: int
+    budget_s: float = 1800.0
+    """No trial starts after this long since the first (each costs window + hold + drain)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"start_cps": self.start_cps, "window_s": self.window_s, "hold_s": self.hold_s,
                 "key_share": self.key_share, "max_cps": self.max_cps,
-                "resolution_cps": self.resolution_cps, "max_steps": self.max_steps}  # fmt: skip
+                "resolution_cps": self.resolution_cps, "max_steps": self.max_steps,
+                "budget_s": self.budget_s}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,8 @@ class Capacity:
     """The lowest rate that failed, if any trial did."""
     trials: tuple[Trial, ...]
     search: Search
+    cut_short: bool = False
+    """The time budget ended the search before the resolution was reached."""
 
     @property
     def sip_rate_cps(self) -> float:
@@ -58,6 +67,7 @@ class Capacity:
             "rate_cps": self.rate_cps,
             "failing_cps": self.failing_cps,
             "sip_only_rate_cps": self.sip_rate_cps,
+            "cut_short": self.cut_short,
             "conditions": self.search.as_dict(),
             "trials": [{"rate_cps": t.rate_cps, "passed": t.passed, **t.detail}
                        for t in self.trials],
@@ -74,11 +84,18 @@ def next_rate(best: float, worst: float | None, search: Search) -> float | None:
     return round((best + worst) / 2, 2)
 
 
-def find(trial: Callable[[float], Trial], search: Search) -> Capacity:
+def find(
+    trial: Callable[[float], Trial],
+    search: Search,
+    clock: Callable[[], float] = time.monotonic,
+) -> Capacity:
     best, worst = 0.0, None
     trials: list[Trial] = []
     rate: float | None = search.start_cps
+    started = clock()
     while rate is not None and len(trials) < search.max_steps:
+        if trials and clock() - started >= search.budget_s:
+            return Capacity(best, worst, tuple(trials), search, cut_short=True)
         result = trial(rate)
         trials.append(result)
         if result.passed:

@@ -28,6 +28,7 @@ from telephony.pbx.sandbox import layout_for
 from telephony.resources import shipped
 from telephony.store import open_database
 from tests.harness.perf.phones import Phones
+from tests.harness.perf.pinning import Pinning, pin
 from tests.harness.sandbox import sandbox_config
 from tests.harness.service import ServeProcess
 
@@ -92,8 +93,10 @@ class Centre:
         database_url: str | None = None,
         overrides: Sequence[str] = (),
         limit_s: float = 900.0,
+        pinning: Pinning | None = None,
     ) -> None:
         self.install = install
+        self.pinning = pinning
         self.root = root
         self.staff = staff
         self.baseline = baseline
@@ -188,6 +191,17 @@ class Centre:
         if live:
             found["serve"] = live[-1].pid
         return found
+
+    def pin(self, *load_pids: int | None) -> None:
+        """With ``pinning``: Asterisk and serve on the platform's CPUs, the operators' SIPp
+        and ``load_pids`` (the callers' SIPp) on the load's."""
+        if self.pinning is None:
+            return
+        for pid in self.pids().values():
+            pin(pid, self.pinning.platform)
+        for load_pid in (self.phones.pid, *load_pids):
+            if load_pid is not None:
+                pin(load_pid, self.pinning.load)
 
     def stop(self) -> None:
         for service in self.services:

@@ -236,6 +236,7 @@ class Calls:
         self._sampler = Sampler(self.centre.pids())
         self._sampler.start()
         self.sipp.start()
+        self.centre.pin(self.sipp.pid)
         return self
 
     def timeline(self) -> Timeline:

@@ -76,5 +76,9 @@ class Phones:
         if self.uas is not None:
             self.uas.stop()
 
+    @property
+    def pid(self) -> int | None:
+        return self.uas.pid if self.uas is not None else None
+
     def rings(self) -> list[sipp.Mark]:
         return self.uas.marks() if self.uas is not None else []

@@ -136,7 +136,29 @@ def targets(result: Mapping[str, Any]) -> list[Target]:
         *(Target(f"setup_ratio_{p}", f"session request delay {p} within 1.5x the baseline",
                  _number(dig(result, f"ratios.setup_{p}")), "x", 1.5)
           for p in ("p50", "p95", "p99")),
+        *_issue19(result),
     ]  # fmt: skip
+
+
+def _issue19(result: Mapping[str, Any]) -> list[Target]:
+    """Issue 19's bars: PostgreSQL ingest, SQLite kept, Asterisk CPU, capacity, both ratios
+    to the baseline measured in the same run."""
+    found = []
+    for name, bar in (("postgresql", 10_000.0), ("sqlite", 6000.0)):
+        run = dig(result, f"ingest.{name}") or {}
+        lossless = run.get("lost") == 0 and run.get("verified") is True
+        found.append(Target(
+            f"ingest_{name}_19", f"audit ingest on {name} with zero loss (issue 19)",
+            _number(run.get("events_per_s")) if lossless else None, "events/s", bar,
+            higher_is_better=True,
+            note="" if lossless else "not run, events lost or the chain did not verify"))
+    found.append(Target("cpu_ratio", "Asterisk CPU per call within 1.3x the baseline (same load)",
+                        _number(dig(result, "ratios.cpu_asterisk")), "x", 1.3))
+    found.append(Target("capacity_ratio", "capacity (no call failed or failed open) at least "
+                        "0.9x the baseline's, same rule, same run",
+                        _number(dig(result, "capacity_ratio")), "x", 0.9,
+                        higher_is_better=True))
+    return found
 
 
 def flatten(data: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
