@@ -20,6 +20,7 @@ from telephony import values
 from telephony.config import Config, is_loopback, resolve_path
 from telephony.contract import (
     AMI_EVENTS,
+    DISABLED_AMI_EVENTS,
     OVERFLOW_QUEUE,
     PROVINCE_QUEUE,
     REGENCY_QUEUE,
@@ -179,6 +180,7 @@ def context(config: Config, secret: str) -> dict[str, object]:
         "record": "record-112" if config.recording.enabled else "",
         "ami_secret": secret,
         "ami_events": AMI_EVENTS,
+        "ami_disabled_events": DISABLED_AMI_EVENTS,
         # Names shared with Python (telephony.contract), so the dialplan cannot drift.
         "queue_prefix": {"regency": REGENCY_QUEUE, "overflow": OVERFLOW_QUEUE,
                          "province": PROVINCE_QUEUE},

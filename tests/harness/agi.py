@@ -13,6 +13,7 @@ None for the default answer; it may also sleep to stall the server.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -21,6 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telephony.agi.server import FastAGIServer, Handler
+
+# One ${...} reference (no nesting: the IVR's expressions have none).
+_EXPRESSION = re.compile(r"\$\{[^{}]*\}")
 
 
 class Close:
@@ -153,7 +157,9 @@ class FakeAsterisk:
         args = split_args(line)
         words = [arg.upper() for arg in args]
         if words[:3] == ["GET", "FULL", "VARIABLE"] and len(args) > 3:
-            return f"200 result=1 ({self._variables.get(args[3], '')})\n"
+            # Like Asterisk, every ${...} of the expression is substituted, the rest kept.
+            value = _EXPRESSION.sub(lambda m: self._variables.get(m.group(), ""), args[3])
+            return f"200 result=1 ({value})\n"
         if words[:2] == ["SET", "VARIABLE"] and len(args) > 3:
             transcript.variables[args[2]] = args[3]
             transcript.set_order.append(args[2])

@@ -12,6 +12,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from telephony.agi import IVR, DefaultRouter, FastAGIServer, RouteDecision, Router
+from telephony.agi.ivr import CALL_VARIABLES
 from tests.harness.agi import CLOSE, Close, FakeAsterisk, serving, split_args, thread_errors
 
 PROMPTS = Path(__file__).resolve().parents[2] / "ivr_prompts"
@@ -290,3 +291,31 @@ def test_concurrent_callers_get_their_own_choices(server: FastAGIServer) -> None
         thread.join(10)
 
     assert results == {"1": "police", "2": "medical", "3": "fire", "4": "sar", "5": "disaster"}
+
+
+def test_call_variables_are_read_in_one_round_trip() -> None:
+    router = RecordingRouter(RouteDecision("q-jakarta", {}))
+    headers = {"${PJSIP_HEADER(read,P-Asserted-Identity)}": "<sip:+6281234567890@ims>",
+               "${TRUNK_TRUSTED}": "yes"}  # fmt: skip
+    with serving({"ivr": ivr(router)}) as server:
+        t = FakeAsterisk(server.address, variables=headers, keys={"id/welcome": "2"}).run()
+
+    reads = [c for c in t.commands if c.startswith("GET FULL VARIABLE")]
+    assert len(reads) == 2, reads  # the linkedid, then every call variable at once
+    session_vars, _ = router.calls[0]
+    assert session_vars["P-Asserted-Identity"] == "<sip:+6281234567890@ims>"
+    assert session_vars["trunk_trusted"] == "yes" and session_vars["Privacy"] == ""
+
+
+def test_a_header_holding_the_separator_is_read_one_by_one() -> None:
+    router = RecordingRouter(RouteDecision("q-jakarta", {}))
+    forged = "<sip:+62811@ims>\x1f510100A010000001"
+    headers = {"${PJSIP_HEADER(read,P-Asserted-Identity)}": forged}
+    with serving({"ivr": ivr(router)}) as server:
+        t = FakeAsterisk(server.address, variables=headers, keys={"id/welcome": "2"}).run()
+
+    reads = [c for c in t.commands if c.startswith("GET FULL VARIABLE")]
+    assert len(reads) == 2 + len(CALL_VARIABLES)
+    session_vars, _ = router.calls[0]
+    assert session_vars["P-Asserted-Identity"] == forged
+    assert session_vars["Remote-Party-ID"] == ""
