@@ -231,6 +231,29 @@ class ConsoleConfig:
 
 
 @dataclass(frozen=True)
+class IncidentsConfig:
+    """Incidents and hand-offs to agencies (telephony/incidents/, docs/incidents.md)."""
+
+    agencies_file: str = _checked("config/agencies.toml", values.path)
+    # A new call is proposed the open incidents within this distance (plus the caller's
+    # uncertainty) of its location, changed within link_window_s.
+    link_distance_m: float = _checked(3000.0, _positive)
+    link_window_s: float = _checked(21600.0, _positive)
+    # sendingSystemIdentifier of the exported incidents (EIDO).
+    system_id: str = _checked("112.jatim.telephony", values.token)
+    # Webhook deliveries: a hard timeout per attempt, then retries from first_s doubling up
+    # to max_s; the outbox is scanned every outbox_interval_s (and at once on a dispatch).
+    webhook_timeout_s: float = _checked(5.0, _positive)
+    retry_first_s: float = _checked(5.0, _positive)
+    retry_max_s: float = _checked(300.0, _positive)
+    outbox_interval_s: float = _checked(1.0, _positive)
+    # CA bundle to verify agencies' HTTPS with; empty: the system's trust store.
+    webhook_ca_file: str = _checked("", values.path)
+    # Sandbox only: lets a webhook be plain http:// to a loopback address.
+    allow_plain_http: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
@@ -245,6 +268,7 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     edge: EdgeConfig = field(default_factory=EdgeConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
 
 
 def _sections() -> dict[str, type[Any]]:
