@@ -21,6 +21,7 @@ from telephony.commands import audit as audit_commands
 from telephony.commands import console as console_commands
 from telephony.commands import deploy as deploy_commands
 from telephony.commands import edge as edge_commands
+from telephony.commands import incidents as incident_commands
 from telephony.commands import location as location_commands
 from telephony.commands import operators as operator_commands
 from telephony.commands import test_call as test_call_commands
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     edge_commands.register(sub)
     test_call_commands.register(sub)
     console_commands.register(sub)
+    incident_commands.register(sub)
     return parser
 
 

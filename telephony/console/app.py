@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from telephony.config import Config
-from telephony.console import api
+from telephony.console import api, incident_api
 from telephony.console.actions import ActionRefused, Actions
 from telephony.console.auth import COOKIE, LoginThrottle, Sessions
 from telephony.console.live import Hub
@@ -43,9 +43,11 @@ def create_app(config: Config, hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_hub:
             await run_in_threadpool(hub.start)
+        worker.start()
         try:
             yield
         finally:
+            await run_in_threadpool(worker.stop)
             if manage_hub:
                 await run_in_threadpool(hub.stop)
 
@@ -80,6 +82,7 @@ def create_app(config: Config, hub: Hub, *, manage_hub: bool = True) -> FastAPI:
                             status_code=503)
 
     app.include_router(api.router)
+    worker = incident_api.install(app, config, hub)
     app.mount("/static/leaflet", StaticFiles(directory=leaflet.BASE_DIR), name="leaflet")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

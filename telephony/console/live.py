@@ -43,6 +43,8 @@ class Viewer:
     operator_id: str | None = None
     regency_code: str | None = None
     queues: frozenset[str] = frozenset()
+    # An agency user (role agency): sees no calls, only the incidents handed to this agency.
+    agency_id: str | None = None
 
 
 def viewer_for(name: str, supervisor: bool, op: Operator | None, regions: Regions) -> Viewer:

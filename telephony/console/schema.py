@@ -6,6 +6,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from telephony.console.incident_schema import Alert, IncidentSummary
 from telephony.console.words import CALLBACK_OUTCOMES, CATEGORIES, NOTE_MAX, PRESENCE_STATES
 from telephony.operators.presence import PAUSE_REASONS
 
@@ -125,10 +126,12 @@ class Presence(BaseModel):
 
 class LiveEvent(BaseModel):
     seq: int
-    kind: Literal["call", "status", "presence"]
+    kind: Literal["call", "status", "presence", "incident", "alert"]
     call: Card | None = None
     status: Status | None = None
     presence: Presence | None = None
+    incident: IncidentSummary | None = None
+    alert: Alert | None = None
 
 
 class Snapshot(BaseModel):
@@ -144,12 +147,13 @@ class Snapshot(BaseModel):
 
 class Me(BaseModel):
     name: str
-    role: Literal["operator", "supervisor"]
+    role: Literal["operator", "supervisor", "agency"]
     operator_id: str | None
     regency_code: str | None
     regency_name: str | None
     presence: Presence | None
     csrf_token: str
+    agency_id: str | None = None
 
 
 class CallbackItem(BaseModel):
