@@ -165,7 +165,8 @@ def _facts(request: Request, session: WebSession, linkedid: str) -> CallFacts:
     if card is not None and not can_see(session.viewer, card):
         raise HTTPException(403, "this call belongs to another regency")
     facts = call_facts(hub.engine, linkedid)
-    if facts is None and card is not None:
+    if card is not None and (facts is None or facts.lat is None):
+        # The live card is ahead of the store while serve's writer catches up.
         where = card.location
         facts = CallFacts(linkedid, card.number, card.regency_code, card.emergency_type,
                           where.lat if where else None, where.lon if where else None,
@@ -207,9 +208,21 @@ def proposals(request: Request, linkedid: LinkedId, session: Reader) -> list[Pro
 def link(request: Request, incident_id: IncidentId, body: LinkRequest,
          session: Changer) -> IncidentDetail:
     _centre_only(session)
-    _visible(request, session, incident_id)
-    _facts(request, session, body.linkedid)
+    facts = _facts(request, session, body.linkedid)
     desk = _desk(request)
+    record = desk.get(incident_id)
+    regency = session.viewer.regency_code
+    if regency and regency not in record.regencies:
+        # Another regency's incident near this caller (the Bromo case): linking the call
+        # makes this regency one that shares it. Only an incident proposed for the call.
+        near = facts.lat is not None and facts.lon is not None and any(
+            r.id == incident_id for r, _m in desk.proposals(facts.lat, facts.lon,
+                                                            facts.radius_m))
+        if not near:
+            raise HTTPException(403, "this incident is not shared with you")
+        desk.share(session.account.name, incident_id, regency)
+    else:
+        _visible(request, session, incident_id)
     return detail(desk, desk.link(session.account.name, incident_id, body.linkedid))
 
 

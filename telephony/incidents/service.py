@@ -4,7 +4,9 @@ Every change is written with its timeline row and, inside the same transaction, 
 the audit chain by the ``Auditor`` (the console's ConsoleAction UserEvent, or the CLI's AMI
 session as user ``cli``): the audit record goes first and the transaction commits only if
 Asterisk took it, so no change is left unaudited. The chained event carries the SHA-256 of
-the timeline row (the full text stays in the database: AMI lines are short).
+the timeline row (the full text stays in the database: AMI lines are short), under the
+linkedid of the call concerned, else of the call the incident was created from (the audit
+writer chains only events with a channel identity).
 """
 
 from __future__ import annotations
@@ -205,6 +207,11 @@ class Incidents:
                                   agency_id=agency_id, regency_code=regency_code,
                                   detail=canonical_json(body), digest=digest))
         session.flush()
+        if not linkedid:
+            # The audit writer takes no event without a channel identity: an incident's
+            # changes are chained under the call it was created from.
+            linkedid = session.scalars(select(IncidentCall.linkedid).where(
+                IncidentCall.incident_id == row.id).order_by(IncidentCall.linked_at)).first() or ""
         fields = {"Incident": str(row.id), "Digest": digest}
         if agency_id:
             fields["Agency"] = agency_id

@@ -180,7 +180,8 @@ def test_the_export_borrows_eido_names_and_carries_pidf_lo(desk: Incidents) -> N
     parsed = parse_pidf(caller["locationByValue"])
     assert isinstance(parsed, PidfLocation) and parsed.best is not None
     assert parsed.method == "Cell"
-    assert round(parsed.best.lat, 3) == CRATER[0] and parsed.best.radius_m == 1000
+    assert parsed.best.lat is not None and round(parsed.best.lat, 3) == CRATER[0]
+    assert parsed.best.radius_m == 1000
     assert "usage-rules" in caller["locationByValue"]
     assert isinstance(parse_pidf(operator["locationByValue"]), PidfLocation)
 
