@@ -211,3 +211,12 @@ def test_a_plain_http_webhook_is_refused_outside_the_sandbox(tmp_path: Path,
     path.write_text(path.read_text().replace('"35.13"', '"99.99"'))
     with pytest.raises(AgencyError):
         load_agencies(path, regions, allow_plain_http=True)
+
+
+def test_a_call_handed_over_keeps_its_incident_which_the_other_regency_then_sees(
+        desk: Incidents) -> None:
+    incident = desk.create("op1", facts("9.0"))
+    desk.follow_handover("op1", "9.0", "35.08")
+    desk.follow_handover("op1", "9.0", "35.08")  # the second time changes nothing
+    assert desk.get(incident.id).shared_with == ("35.08",)
+    assert desk.of_call("9.0") == [incident.id]

@@ -136,6 +136,9 @@ def targets(result: Mapping[str, Any]) -> list[Target]:
         *(Target(f"setup_ratio_{p}", f"session request delay {p} within 1.5x the baseline",
                  _number(dig(result, f"ratios.setup_{p}")), "x", 1.5)
           for p in ("p50", "p95", "p99")),
+        *([Target("incident_webhook_p99", "incident created to its webhook delivered p99 "
+                  "(receiver up)", _number(dig(result, "incidents.created_to_delivered_s.p99")),
+                  "s", 1.0)] if "incidents" in result else []),
     ]  # fmt: skip
 
 
