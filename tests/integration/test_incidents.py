@@ -163,6 +163,11 @@ def test_a_live_call_becomes_an_incident_dispatched_signed_and_acknowledged_by_t
         article.locator(".agency").select_option("psc119-sby")
         article.locator(".dispatch").click()
         [delivery] = receiver.wait(1, 10)
+        # The operator's own point goes beside the caller's location; markup stays text.
+        article.locator(".incident-fields .address").fill("Jl. <i>Pemuda</i> 1")
+        article.locator(".incident-fields .point").fill("-7.2600, 112.7500")
+        article.locator(".save-incident").click()
+        article.locator(".timeline li[data-kind='updated']").wait_for(timeout=5000)
         article.locator(".agency").select_option("damkar-sby")
         article.locator(".dispatch").click()
         # damkar-sby does not acknowledge within its 1 s: the supervisor's alert, live.
@@ -182,6 +187,10 @@ def test_a_live_call_becomes_an_incident_dispatched_signed_and_acknowledged_by_t
     where = parse_pidf(body["locationComponent"][0]["locationByValue"])
     assert isinstance(where, PidfLocation) and where.best is not None
     assert where.best.lat is not None and abs(where.best.lat - -7.265) < 0.01  # Surabaya cell
+    shown = json.loads(run_cli(box.config, "incidents", "show", str(incident_id),
+                               "--json").stdout)
+    assert (shown["lat"], shown["lon"], shown["address"]) == (-7.26, 112.75, "Jl. <i>Pemuda</i> 1")
+    assert shown["caller_lat"] is not None and abs(shown["caller_lat"] - -7.265) < 0.01
 
     # The agency user sees only what was handed to their agency, and moves it on.
     agency = _context_page(browser)
@@ -266,8 +275,10 @@ def test_a_handoff_survives_a_slow_receiver_an_outage_and_a_console_restart(
     started = time.monotonic()
     assert requests.get(f"{centre.console.url}/healthz", timeout=2).ok
     assert time.monotonic() - started < 0.5  # the console does not wait for receivers
+    receiver.mode = "garbage"  # a receiver answering something that is not HTTP
+    _until(lambda: "RemoteProtocolError" in _outbox(box, key).last_error, 10)
     receiver.stop()  # the agency's outage
-    _until(lambda: _outbox(box, key).attempts >= 2, 10)
+    _until(lambda: "ConnectError" in _outbox(box, key).last_error, 10)
     centre.console.stop()
     centre.console = ConsoleProcess(box.config, centre.root / "console-2.log")
     centre.console.wait_ready()
@@ -280,7 +291,7 @@ def test_a_handoff_survives_a_slow_receiver_an_outage_and_a_console_restart(
     [again] = delivered
     assert again.signed and again.headers["Idempotency-Key"] == key
     assert again.headers["X-Telephony-Retry"] == "true"
-    assert int(again.headers["X-Telephony-Attempt"]) == _outbox(box, key).attempts >= 3
+    assert int(again.headers["X-Telephony-Attempt"]) == _outbox(box, key).attempts >= 4
     shown = run_cli(box.config, "incidents", "show", str(incident["id"]), "--json")
     kinds = [e["kind"] for e in json.loads(shown.stdout)["timeline"]]
     assert kinds == ["created", "dispatched", "delivered"], kinds

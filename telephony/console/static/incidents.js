@@ -9,6 +9,8 @@ const TEXT = {
        created: "Dibuat", dispatched: "Dikirim", acknowledged: "Diterima", "en-route": "Dalam perjalanan",
        "on-scene": "Di lokasi", closed: "Selesai", linked: "Panggilan ditautkan", shared: "Dibagikan",
        updated: "Diubah", delivered: "Terkirim (webhook)", escalated: "Eskalasi", priority: "Prioritas",
+       save: "Simpan", address: "Alamat / patokan", narrative: "Kronologi", people: "Orang terlibat",
+       point: "Titik di peta (lintang, bujur)",
        police: "Polisi", medical: "Medis", fire: "Kebakaran", sar: "SAR", disaster: "Bencana", other: "Lainnya"},
   en: {incidents: "Incidents", create: "Create incident", link: "Link to", none: "No open incidents.",
        dispatch: "Dispatch to agency", share: "Share with", note: "Add note", close: "Close incident",
@@ -16,15 +18,19 @@ const TEXT = {
        created: "Created", dispatched: "Dispatched", acknowledged: "Acknowledged", "en-route": "En route",
        "on-scene": "On scene", closed: "Closed", linked: "Call linked", shared: "Shared",
        updated: "Updated", delivered: "Delivered (webhook)", escalated: "Escalated", priority: "Priority",
+       save: "Save", address: "Address / landmark", narrative: "Narrative", people: "People involved",
+       point: "Point on the map (lat, lon)",
        police: "Police", medical: "Medical", fire: "Fire", sar: "Search and rescue", disaster: "Disaster", other: "Other"},
 };
 const AGENCY_STEPS = ["acknowledged", "en-route", "on-scene", "closed"];
+const TYPES = ["police", "medical", "fire", "sar", "disaster", "other"];
 const t = (key) => TEXT[localStorage.getItem("console-language") || "id"][key] || key;
 let me = null;
 let agencies = [];
 let regencies = [];
 const incidents = new Map();  // id -> summary
 const open = new Set();       // ids whose panel is expanded
+const forms = new Map();      // id -> an edit form being typed in: kept across live updates
 
 async function api(path, options = {}) {
   const headers = {"Content-Type": "application/json"};
@@ -99,6 +105,45 @@ function timeline(detail) {
   return list;
 }
 
+// The centre's edit form: type, priority, address, narrative, people, and the operator's own
+// point (the caller's location is kept beside it, never overwritten).
+function fields(detail, result) {
+  const kept = forms.get(detail.id);
+  if (kept && kept.dataset.dirty) return kept;
+  const form = el("form", undefined, "incident-fields");
+  form.oninput = () => { form.dataset.dirty = "1"; };
+  forms.set(detail.id, form);
+  const type = el("select", undefined, "type");
+  for (const name of TYPES) type.append(new Option(t(name), name));
+  type.value = detail.type;
+  const priority = el("select", undefined, "priority");
+  for (const p of [1, 2, 3]) priority.append(new Option(`${t("priority")} ${p}`, String(p)));
+  priority.value = String(detail.priority);
+  const input = (name, value, tag = "input") => {
+    const box = el(tag, undefined, name);
+    box.value = value || "";
+    box.placeholder = t(name);
+    box.setAttribute("aria-label", t(name));
+    return box;
+  };
+  const address = input("address", detail.address);
+  const narrative = input("narrative", detail.narrative, "textarea");
+  const people = input("people", detail.people);
+  const point = input("point", detail.lat !== null ? `${detail.lat}, ${detail.lon}` : "");
+  const save = el("button", t("save"), "save-incident");
+  form.append(type, priority, address, narrative, people, point, save);
+  form.onsubmit = (event) => {
+    event.preventDefault();
+    const body = {type: type.value, priority: Number(priority.value), address: address.value,
+                  narrative: narrative.value, people: people.value};
+    const [lat, lon] = point.value.split(",").map((v) => Number(v.trim()));
+    if (point.value.trim() && Number.isFinite(lat) && Number.isFinite(lon)) Object.assign(body, {lat, lon});
+    api(`/api/incidents/${detail.id}`, {method: "PATCH", body: JSON.stringify(body)})
+      .then((saved) => { forms.delete(detail.id); show(saved); }).catch((error) => { result.textContent = error.message; });
+  };
+  return form;
+}
+
 function actions(detail, result) {
   const box = el("div", undefined, "incident-actions");
   const note = el("input", undefined, "incident-note");
@@ -160,9 +205,15 @@ function show(detail) {
       if (h.escalated_at && !h.acknowledged_at) item.append(el("strong", ` ${t("alert")}`, "alert"));
       handoffs.append(item);
     }
-    parts.push(where, handoffs, el("h4", t("timeline")), timeline(detail), actions(detail, result), result);
+    parts.push(where, handoffs);
+    if (!me.agency_id && detail.status !== "closed") parts.push(fields(detail, result));
+    parts.push(el("h4", t("timeline")), timeline(detail), actions(detail, result), result);
   }
+  // A note being typed survives the live update that re-renders the panel.
+  const typing = article.querySelector(".incident-note");
   article.replaceChildren(...parts);
+  const note = article.querySelector(".incident-note");
+  if (typing && note) note.value = typing.value;
   document.getElementById("no-incident").hidden = incidents.size > 0;
 }
 
