@@ -7,16 +7,11 @@ API and the CLI; ``Incidents.open_by_agency`` is what a wallboard reads.
 from __future__ import annotations
 
 from telephony.incidents.agencies import Agency, AgencyError, load_agencies
+from telephony.incidents.call import CallFacts, call_facts
 from telephony.incidents.desk import agency_of, open_desk, tie_agency_user, webhook_body
 from telephony.incidents.export import eido, pidf_lo
-from telephony.incidents.record import STEPS, TYPES, IncidentRecord
-from telephony.incidents.service import (
-    CallFacts,
-    IncidentError,
-    Incidents,
-    OpenHandoff,
-    call_facts,
-)
+from telephony.incidents.record import STEPS, TYPES, IncidentRecord, OpenHandoff
+from telephony.incidents.service import IncidentError, Incidents
 
 __all__ = [
     "STEPS",

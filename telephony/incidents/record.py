@@ -120,3 +120,20 @@ def read(session: Session, row: Incident) -> IncidentRecord:
         timeline=tuple(TimelineEntry(e.at, e.user, e.kind, e.agency_id, e.regency_code,
                                      json.loads(e.detail)) for e in events),
     )
+
+
+@dataclass(frozen=True)
+class OpenHandoff:
+    """One row of ``open_by_agency``: what a wallboard shows per agency."""
+
+    agency_id: str
+    agency_name: str
+    regency_code: str
+    incident_id: int
+    incident_type: str
+    priority: int
+    status: str
+    dispatched_at: datetime
+    since_dispatch_s: float
+    acknowledged_at: datetime | None
+    unacknowledged_alert: bool

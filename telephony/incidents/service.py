@@ -15,7 +15,6 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -23,9 +22,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from telephony.audit.events import canonical_json
-from telephony.audit.models import Call
 from telephony.errors import TelephonyError
 from telephony.incidents.agencies import Agency
+from telephony.incidents.call import CallFacts
 from telephony.incidents.models import (
     Handoff,
     Incident,
@@ -34,7 +33,14 @@ from telephony.incidents.models import (
     IncidentShare,
     Outbox,
 )
-from telephony.incidents.record import AGENCY_STEPS, STEPS, TYPES, IncidentRecord, read
+from telephony.incidents.record import (
+    AGENCY_STEPS,
+    STEPS,
+    TYPES,
+    IncidentRecord,
+    OpenHandoff,
+    read,
+)
 from telephony.location.geometry import distance_m
 from telephony.location.region import Regions
 
@@ -57,37 +63,6 @@ class Auditor(Protocol):
     def __call__(self, user: str, action: str, linkedid: str = "", **fields: str) -> None: ...
 
 
-@dataclass(frozen=True)
-class CallFacts:
-    """What the call says, to prefill an incident."""
-
-    linkedid: str
-    number: str
-    regency_code: str
-    emergency_type: str
-    lat: float | None
-    lon: float | None
-    radius_m: float | None
-    source: str
-
-
-@dataclass(frozen=True)
-class OpenHandoff:
-    """One row of ``open_by_agency``: what a wallboard shows per agency."""
-
-    agency_id: str
-    agency_name: str
-    regency_code: str
-    incident_id: int
-    incident_type: str
-    priority: int
-    status: str
-    dispatched_at: datetime
-    since_dispatch_s: float
-    acknowledged_at: datetime | None
-    unacknowledged_alert: bool
-
-
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -99,17 +74,6 @@ def clean_text(field: str, value: str) -> str:
     if len(value) > TEXT_MAX.get(field, 1000):
         raise IncidentError(422, f"{field} is longer than {TEXT_MAX.get(field, 1000)} characters")
     return value
-
-
-def call_facts(engine: Engine, linkedid: str) -> CallFacts | None:
-    """The call as the audit store has it (live calls too: serve writes as they go)."""
-    with Session(engine) as session:
-        row = session.get(Call, linkedid)
-        if row is None:
-            return None
-        return CallFacts(linkedid, row.caller or "", row.regency_code or "",
-                         row.emergency_type or "", row.location_lat, row.location_lon,
-                         row.location_radius_m, row.location_source or "")
 
 
 class Incidents:

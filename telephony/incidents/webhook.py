@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 
 from telephony.config import resolve_path
 from telephony.incidents.models import Outbox
-from telephony.incidents.service import Incidents, OpenHandoff, now
+from telephony.incidents.record import OpenHandoff
+from telephony.incidents.service import Incidents, now
 from telephony.secretfile import read_or_create
 
 log = structlog.get_logger(__name__)

@@ -4,7 +4,7 @@
 // with textContent only: whatever was typed stays text.
 const TEXT = {
   id: {incidents: "Insiden", create: "Buat insiden", link: "Tautkan ke", none: "Tidak ada insiden terbuka.",
-       dispatch: "Kirim ke instansi", share: "Bagikan ke", note: "Tambah catatan", close: "Tutup insiden",
+       dispatch: "Kirim ke instansi", share: "Bagikan ke", note: "Catatan", addnote: "Tambah catatan", close: "Tutup insiden",
        calls: "panggilan", alert: "Belum diterima", timeline: "Linimasa", away: "m dari penelepon",
        created: "Dibuat", dispatched: "Dikirim", acknowledged: "Diterima", "en-route": "Dalam perjalanan",
        "on-scene": "Di lokasi", closed: "Selesai", linked: "Panggilan ditautkan", shared: "Dibagikan",
@@ -13,7 +13,7 @@ const TEXT = {
        point: "Titik di peta (lintang, bujur)",
        police: "Polisi", medical: "Medis", fire: "Kebakaran", sar: "SAR", disaster: "Bencana", other: "Lainnya"},
   en: {incidents: "Incidents", create: "Create incident", link: "Link to", none: "No open incidents.",
-       dispatch: "Dispatch to agency", share: "Share with", note: "Add note", close: "Close incident",
+       dispatch: "Dispatch to agency", share: "Share with", note: "Note", addnote: "Add note", close: "Close incident",
        calls: "calls", alert: "Not acknowledged", timeline: "Timeline", away: "m from the caller",
        created: "Created", dispatched: "Dispatched", acknowledged: "Acknowledged", "en-route": "En route",
        "on-scene": "On scene", closed: "Closed", linked: "Call linked", shared: "Shared",
@@ -148,7 +148,7 @@ function actions(detail, result) {
   const box = el("div", undefined, "incident-actions");
   const note = el("input", undefined, "incident-note");
   note.maxLength = 1000;
-  box.append(note, button(t("note"), "add-note", async () => {
+  box.append(note, button(t("addnote"), "add-note", async () => {
     show(await post(`/api/incidents/${detail.id}/notes`, {text: note.value})); note.value = "";
   }, result));
   if (me.agency_id) {
