@@ -79,6 +79,7 @@ async function decorate(card) {
     }, result));
     return row;
   });
+  box.dataset.offered = String(offered.length);
   box.replaceChildren(create, ...offered, result);
 }
 
@@ -91,6 +92,15 @@ function decorateAll() {
 
 function refreshProposals() {
   for (const card of document.querySelectorAll("#cards .card[data-linkedid]")) decorate(card);
+}
+
+// A card can come before the caller's location (still in the IVR): look again for those
+// that have nothing proposed yet.
+const PROPOSAL_RETRY_MS = 3000;
+function retryProposals() {
+  for (const box of document.querySelectorAll("#cards .incident-box[data-offered='0']")) {
+    if (!box.querySelector(".incident-result").textContent) decorate(box.closest(".card"));
+  }
 }
 
 function timeline(detail) {
@@ -265,6 +275,7 @@ async function main() {
   document.getElementById("language").addEventListener("click", () => setTimeout(translate, 0));
   new MutationObserver(decorateAll).observe(document.getElementById("cards"), {childList: true});
   decorateAll();
+  setInterval(retryProposals, PROPOSAL_RETRY_MS);
   connect();
 }
 
