@@ -22,6 +22,7 @@ from telephony.commands import console as console_commands
 from telephony.commands import deploy as deploy_commands
 from telephony.commands import edge as edge_commands
 from telephony.commands import location as location_commands
+from telephony.commands import message as message_commands
 from telephony.commands import operators as operator_commands
 from telephony.commands import test_call as test_call_commands
 from telephony.config import resolve_path
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     edge_commands.register(sub)
     test_call_commands.register(sub)
     console_commands.register(sub)
+    message_commands.register(sub)
     return parser
 
 
