@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from telephony.config import Config
-from telephony.console import api
+from telephony.console import api, supervisor
 from telephony.console.actions import ActionRefused, Actions
 from telephony.console.auth import COOKIE, LoginThrottle, Sessions
 from telephony.console.live import Hub
@@ -52,6 +52,8 @@ def create_app(config: Config, hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     app = FastAPI(title="telephony console", version="1", lifespan=lifespan,
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
     app.state.hub = hub
+    app.state.config = config
+    app.state.templates = templates
     app.state.actions = Actions(config, hub.engine, hub.ami, hub.regions, hub.roster)
     app.state.sessions = Sessions(config.console.session_hours * 3600)
     app.state.throttle = LoginThrottle(config.console.login_attempts,
@@ -80,6 +82,7 @@ def create_app(config: Config, hub: Hub, *, manage_hub: bool = True) -> FastAPI:
                             status_code=503)
 
     app.include_router(api.router)
+    app.include_router(supervisor.router)
     app.mount("/static/leaflet", StaticFiles(directory=leaflet.BASE_DIR), name="leaflet")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

@@ -1,22 +1,41 @@
-"""Major-incident messages on a real Asterisk: pjsua2 callers from cells inside and outside
-the message's area, the AMI record of what was played, the key and silent budgets, and the
-audit chain. Kota Surabaya (35.78) is the area; Kab. Malang (35.07) is outside it.
+"""The supervisor's tools on a real centre (Asterisk, serve, console): major-incident messages
+heard by pjsua2 callers from cells inside and outside the area (the AMI record of what was
+played, the key and silent budgets, the audit chain), the wallboard in Chromium with SIPp
+callers, and the report from the calls the tests made.
+Kota Surabaya (35.78) is the message's area; Kab. Malang (35.07) is outside it.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import Browser, Page
 
 from telephony.audit import AuditEvent
 from telephony.control import Watcher, watching
 from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import CallHandle, Phone
-from tests.harness.console import SURABAYA_CELL, console_actions, running_centre
+from tests.harness.console import (
+    ARTIFACTS,
+    SURABAYA_CELL,
+    ConsoleProcess,
+    console_actions,
+    in_background,
+    medical_call,
+    number,
+    running_centre,
+    shot,
+    wall,
+)
 from tests.harness.sandbox import Sandbox
 from tests.harness.service import ServeProcess, run_cli
 
@@ -30,11 +49,22 @@ TEXT = "Kebakaran Gunung Bromo sudah ditangani."
 _numbers = iter(range(1, 10_000))
 
 
+@dataclass(frozen=True)
+class Centre:
+    box: Sandbox
+    service: ServeProcess
+    console: ConsoleProcess
+    message: dict[str, object]
+
+
 @pytest.fixture(scope="module")
 def centre(asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[tuple[Sandbox, ServeProcess, dict[str, object]]]:
+           ) -> Iterator[Centre]:
     root = tmp_path_factory.mktemp("message")
-    with running_centre(asterisk_install, root) as (box, service, _console):
+    with running_centre(asterisk_install, root) as (box, service, console):
+        added = run_cli(box.config, "console", "users", "add", "spv", "--role", "supervisor",
+                        "--password-stdin", stdin="web-spv-pass\n")
+        assert added.returncode == 0, added.stderr
         done = run_cli(box.config, "message", "publish", "--text", TEXT, "--regencies", "35.78",
                        "--minutes", "30", "--json")
         assert done.returncode == 0, done.stderr
@@ -44,14 +74,14 @@ def centre(asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathF
         while not any(message["id"] in r.get("ids", []) for r in service.events("messages.active")):
             assert time.monotonic() < deadline, "serve never took the message up"
             time.sleep(0.05)
-        yield box, service, message
+        yield Centre(box, service, console, message)
 
 
 @pytest.fixture
-def ami(centre: tuple[Sandbox, ServeProcess, dict[str, object]]) -> Iterator[Watcher]:
-    with watching(centre[0].config) as watcher:
+def ami(centre: Centre) -> Iterator[Watcher]:
+    with watching(centre.box.config) as watcher:
         yield watcher
-    assert centre[0].wait_no_channels() == 0
+    assert centre.box.wait_no_channels() == 0
 
 
 def dial(box: Sandbox, phone: Phone, number: str, cell: str) -> CallHandle:
@@ -78,8 +108,8 @@ def _user_events(ami: Watcher, linkedid: str, name: str) -> list[dict[str, str]]
 
 
 def test_a_silent_caller_from_the_area_hears_it_and_is_queued_within_12s(
-        centre: tuple[Sandbox, ServeProcess, dict[str, object]], ami: Watcher) -> None:
-    box, _service, message = centre
+        centre: Centre, ami: Watcher) -> None:
+    box, message = centre.box, centre.message
     number = caller()
     with Phone("127.0.0.2") as phone:
         call = dial(box, phone, number, SURABAYA_CELL)
@@ -106,8 +136,8 @@ def test_a_silent_caller_from_the_area_hears_it_and_is_queued_within_12s(
 
 
 def test_a_key_during_the_message_skips_it_and_queues_within_the_key_budget(
-        centre: tuple[Sandbox, ServeProcess, dict[str, object]], ami: Watcher) -> None:
-    box, _service, message = centre
+        centre: Centre, ami: Watcher) -> None:
+    box, message = centre.box, centre.message
     number = caller()
     with Phone("127.0.0.2") as phone:
         call = dial(box, phone, number, SURABAYA_CELL)
@@ -129,8 +159,8 @@ def test_a_key_during_the_message_skips_it_and_queues_within_the_key_budget(
 
 
 def test_a_caller_from_outside_the_area_does_not_hear_it(
-        centre: tuple[Sandbox, ServeProcess, dict[str, object]], ami: Watcher) -> None:
-    box = centre[0]
+        centre: Centre, ami: Watcher) -> None:
+    box = centre.box
     number = caller()
     with Phone("127.0.0.2") as phone:
         call = dial(box, phone, number, MALANG_CELL)
@@ -143,9 +173,92 @@ def test_a_caller_from_outside_the_area_does_not_hear_it(
     assert _user_events(ami, linkedid, "MessagePlayed") == []
 
 
-def test_message_list_and_expire(centre: tuple[Sandbox, ServeProcess, dict[str, object]],
+@pytest.fixture
+def board(centre: Centre, browser: Browser,
+          request: pytest.FixtureRequest) -> Iterator[Page]:
+    console: ConsoleProcess = centre.console
+    context = browser.new_context(viewport={"width": 1600, "height": 1000}, bypass_csp=True)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(f"{console.url}/login")
+    tab.fill("#name", "spv")
+    tab.fill("#password", "web-spv-pass")
+    tab.click("#login-button")
+    tab.wait_for_url(f"{console.url}/")
+    tab.goto(f"{console.url}/wallboard")
+    tab.wait_for_function("window.wallboardData !== undefined")
+    yield tab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
+    context.close()
+    assert errors == [], errors
+
+
+WAITING = """([code, at_least]) => {
+  const cell = document.querySelector(`[data-regency="${code}"] .waiting`);
+  return cell && Number(cell.textContent) >= at_least ? Date.now() / 1000 : false;
+}"""
+ABANDONED = """([code, count]) => {
+  const cell = document.querySelector(`[data-regency="${code}"] .abandoned`);
+  return cell && Number(cell.textContent) >= count;
+}"""
+
+
+def test_the_wallboard_shows_a_waiting_call_within_a_second_and_counts_its_abandon(
+        centre: Centre, ami: Watcher,
+        board: Page) -> None:
+    box = centre.box
+    before = int(board.locator('[data-regency="35.78"] .abandoned').inner_text())
+    caller = number()
+    # Nobody is available in 35.78: the caller waits in the queue, then hangs up.
+    placing, out = in_background(medical_call, box, caller, 4000)
+    joined = ami.wait_for("QueueCallerJoin", lambda f: f.get("CallerIDNum") == caller, 20)
+    shown = board.wait_for_function(WAITING, arg=["35.78", 1], timeout=10_000).json_value()
+    delay = shown - wall(joined.at)
+    print(f"wallboard showed the waiting call {delay:.3f}s after it joined the queue")
+    shot(board, "wallboard-waiting")
+    assert delay <= 1.0, f"shown {delay:.3f}s after the queue join"
+    placing.join(60)
+    assert out["result"].ok, out["result"].output + out["result"].errors
+    board.wait_for_function(ABANDONED, arg=["35.78", before + 1], timeout=10_000)
+    assert board.locator('[data-regency="35.78"] .waiting').inner_text() == "0"
+    operators = board.locator('[data-regency="35.78"] .operators li')
+    assert "op3578" in operators.first.inner_text()
+    message = board.locator("#messages li").first
+    assert "Kebakaran Gunung Bromo" in message.inner_text()
+    assert board.evaluate("window.wallboardData.panels.messages[0].heard") >= 2
+
+
+def test_the_report_covers_the_calls_made_and_downloads_from_the_console(
+        centre: Centre, board: Page) -> None:
+    box = centre.box
+    today = datetime.now(ZoneInfo(box.config.console.timezone)).date().isoformat()
+    done = run_cli(box.config, "report", "--regency", "35.78", "--from", today, "--to", today,
+                   "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    # The calls of this module from Surabaya: silent, key, wallboard (and any still ending).
+    assert report["offered"] >= 3
+    rows = report["sections"]["calls"]["rows"]
+    assert any(r["emergency_type"] == "medical" and r["outcome"] == "abandoned-in-queue"
+               for r in rows), rows
+    assert sum(r["calls"] for r in report["sections"]["answer_times"]["rows"]) == 0
+    console: ConsoleProcess = centre.console
+    got = board.request.get(f"{console.url}/api/reports?regency=35.78&from={today}&to={today}"
+                            "&format=csv")
+    assert got.status == 200 and got.headers["content-type"].startswith("text/csv")
+    assert "attachment" in got.headers["content-disposition"]
+    table = list(csv.DictReader(io.StringIO(got.text())))
+    assert table[0]["section"] == "offered" and int(table[0]["calls"]) == report["offered"]
+    html = board.request.get(f"{console.url}/api/reports?regency=35.78&from={today}"
+                             f"&to={today}&format=html").text()
+    assert html.count("<svg") == 3 and "<script" not in html
+
+
+def test_message_list_and_expire(centre: Centre,
                                  tmp_path: Path) -> None:
-    box, service, message = centre
+    box, service, message = centre.box, centre.service, centre.message
     listed = run_cli(box.config, "message", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [m["id"] for m in json.loads(listed.stdout)] == [message["id"]]
