@@ -14,6 +14,8 @@ Time budget, measured from the moment Asterisk connects (right after the answer)
 - after a key the IVR only waits for the router (at most router_timeout, 1.5 s; a few
   milliseconds in practice) and returns: the caller is queued at once and hears
   `connecting` as the first entry of the queue's waiting playlist (musiconhold_112.conf).
+- a major-incident message for the caller's area (announce.py) is one more barge-in prompt
+  right after the welcome, under the same deadline; messages.max_seconds keeps it short.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from telephony.console.actions import ActionRefused, Actions
 from telephony.console.auth import COOKIE, LoginThrottle, Sessions
 from telephony.console.live import Hub
 from telephony.console.schema import Status
+from telephony.console.wallboard import Wallboard
 from telephony.console.words import page_words
 
 HERE = Path(__file__).resolve().parent
@@ -54,6 +55,7 @@ def create_app(config: Config, hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     app.state.hub = hub
     app.state.config = config
     app.state.templates = templates
+    app.state.wallboard = Wallboard(hub, config)
     app.state.actions = Actions(config, hub.engine, hub.ami, hub.regions, hub.roster)
     app.state.sessions = Sessions(config.console.session_hours * 3600)
     app.state.throttle = LoginThrottle(config.console.login_attempts,

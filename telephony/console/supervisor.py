@@ -20,7 +20,7 @@ from telephony.console.accounts import Role
 from telephony.console.actions import Actions
 from telephony.console.auth import COOKIE, WebSession, changing, current
 from telephony.console.live import Hub
-from telephony.console.wallboard import build, hourly_chart
+from telephony.console.wallboard import Wallboard
 from telephony.console.words import page_words
 from telephony.errors import TelephonyError
 from telephony.messages import store
@@ -80,6 +80,11 @@ def _hub(request: Request) -> Hub:
     return hub
 
 
+def _wallboard(request: Request) -> Wallboard:
+    board: Wallboard = request.app.state.wallboard
+    return board
+
+
 def _config(request: Request) -> Config:
     config: Config = request.app.state.config
     return config
@@ -114,12 +119,12 @@ def wallboard_page(request: Request) -> Response:
 
 @router.get("/api/wallboard")
 def wallboard(request: Request, session: Reader) -> dict[str, object]:
-    return build(_hub(request), _config(request))
+    return _wallboard(request).build()
 
 
 @router.get("/api/wallboard/chart.svg", response_class=Response)
 def chart(request: Request, session: Reader) -> Response:
-    return Response(hourly_chart(_hub(request), _config(request)), media_type="image/svg+xml")
+    return Response(_wallboard(request).chart(), media_type="image/svg+xml")
 
 
 @router.get("/api/messages")

@@ -1,6 +1,6 @@
 """The supervisor's wallboard: what it shows, as a registry of panels.
 
-``build(hub, config)`` gives every registered panel's data as one JSON-ready dict. A panel is
+``Wallboard.build()`` gives every registered panel's data as one JSON-ready dict. A panel is
 a function of a :class:`Context`; ``panel(name)`` registers one. The built-in panels are
 ``regencies`` (live queues and operators, from the console's board; today's counts, service
 levels and callbacks, from the audit store) and ``messages`` (each major message's effect).
@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,6 +52,7 @@ class Context:
     now: float
     cards: list[Card]
     stored: dict[str, Any]
+    since: dict[str, tuple[str, float]]
 
 
 Panel = Callable[[Context], object]
@@ -74,16 +75,30 @@ def day_start(moment: datetime, zone: tzinfo) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
-@dataclass
-class _Stored:
-    """The database half, shared by every wallboard and refreshed at most once a second."""
+class Wallboard:
+    """One per console process (app.state.wallboard): the database half, read at most once
+    per DB_REFRESH_S for every screen, and since when each operator is in their state."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    at: float = 0.0
-    data: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, hub: Hub, config: Config) -> None:
+        self.hub = hub
+        self.config = config
+        self.since: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._read_at = 0.0
+        self._stored: dict[str, Any] = {}
 
+    def build(self) -> dict[str, object]:
+        with self._lock:
+            if time.monotonic() - self._read_at >= DB_REFRESH_S or not self._stored:
+                self._stored = _read_store(self.hub, self.config)
+                self._read_at = time.monotonic()
+            stored = self._stored
+        context = Context(self.hub, self.config, time.time(), self.hub.cards(_SUPERVISOR),
+                          stored, self.since)
+        return {"now": context.now, "panels": {name: fn(context) for name, fn in PANELS.items()}}
 
-_stored = _Stored()
+    def chart(self) -> str:
+        return hourly_chart(self.hub, self.config)
 
 
 def _read_store(hub: Hub, config: Config) -> dict[str, Any]:
@@ -92,28 +107,15 @@ def _read_store(hub: Hub, config: Config) -> dict[str, Any]:
     with Session(hub.engine) as session:
         today = tally.calls(session, start, now + timedelta(seconds=1))
         classified = tally.classifications(session, start)
-        recent = [m for m in messages.listing(hub.engine, since=now - ENDED_SHOWN)]
+        recent = messages.listing(hub.engine, since=now - ENDED_SHOWN)
         heard = tally.heard(session, min((m.created_at for m in recent), default=now))
     pending = [item for item in callbacks.items(hub.engine)
                if item.status != callbacks.Status.DONE.value]
     return {"today": today, "classified": classified, "messages": recent, "heard": heard,
-            "callbacks": pending, "presence": presence.states(hub.engine), "read_at": now}
-
-
-def build(hub: Hub, config: Config) -> dict[str, object]:
-    with _stored.lock:
-        if time.monotonic() - _stored.at >= DB_REFRESH_S or not _stored.data:
-            _stored.data = _read_store(hub, config)
-            _stored.at = time.monotonic()
-        stored = _stored.data
-    context = Context(hub, config, time.time(), hub.cards(_SUPERVISOR), stored)
-    return {"now": context.now, "panels": {name: fn(context) for name, fn in PANELS.items()}}
+            "callbacks": pending, "presence": presence.states(hub.engine)}
 
 
 # regencies -------------------------------------------------------------------------------
-_since: dict[str, tuple[str, float]] = {}
-
-
 def _operator_state(ctx: Context, op_id: str) -> tuple[str, str | None, float]:
     """free, ringing, on-call, wrap-up, paused (with its reason) or logged-out, and since."""
     live = [c for c in ctx.cards if c.ended_at is None]
@@ -134,10 +136,10 @@ def _operator_state(ctx: Context, op_id: str) -> tuple[str, str | None, float]:
         state = "wrap-up" if ctx.now - last < ctx.config.operators.wrapup_s else "free"
     if state in ("paused", "logged-out"):
         return state, reason, since_row
-    previous = _since.get(op_id)
+    previous = ctx.since.get(op_id)
     if previous is None or previous[0] != state:
-        _since[op_id] = (state, ctx.now)
-    return state, reason, _since[op_id][1]
+        ctx.since[op_id] = (state, ctx.now)
+    return state, reason, ctx.since[op_id][1]
 
 
 def _waiting(cards: list[Card]) -> list[Card]:

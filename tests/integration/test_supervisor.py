@@ -224,7 +224,19 @@ def test_the_wallboard_shows_a_waiting_call_within_a_second_and_counts_its_aband
     board.wait_for_function(ABANDONED, arg=["35.78", before + 1], timeout=10_000)
     assert board.locator('[data-regency="35.78"] .waiting').inner_text() == "0"
     operators = board.locator('[data-regency="35.78"] .operators li')
-    assert "op3578" in operators.first.inner_text()
+    assert "op3578 Keluar" in operators.first.inner_text()  # logged out, with its timer
+    assert operators.first.get_attribute("class") == "logged-out"
+    # A supervisor classifies the call as a prank: the chain's ConsoleAction reaches the count.
+    prank = int(board.locator('[data-regency="35.78"] .prank').inner_text())
+    csrf = board.request.get(f"{centre.console.url}/api/me").json()["csrf_token"]
+    classified = board.request.post(
+        f"{centre.console.url}/api/calls/{joined.frame.get('Linkedid')}/classification",
+        data={"category": "prank", "note": ""}, headers={"X-CSRF-Token": csrf})
+    assert classified.status == 200, classified.text()
+    board.wait_for_function(
+        """([code, count]) => Number(document.querySelector(
+             `[data-regency="${code}"] .prank`).textContent) >= count""",
+        arg=["35.78", prank + 1], timeout=10_000)
     message = board.locator("#messages li").first
     assert "Kebakaran Gunung Bromo" in message.inner_text()
     assert board.evaluate("window.wallboardData.panels.messages[0].heard") >= 2
@@ -244,6 +256,8 @@ def test_the_report_covers_the_calls_made_and_downloads_from_the_console(
     assert any(r["emergency_type"] == "medical" and r["outcome"] == "abandoned-in-queue"
                for r in rows), rows
     assert sum(r["calls"] for r in report["sections"]["answer_times"]["rows"]) == 0
+    nuisance = {r["category"]: r["calls"] for r in report["sections"]["nuisance"]["rows"]}
+    assert nuisance.get("prank", 0) >= 1
     console: ConsoleProcess = centre.console
     got = board.request.get(f"{console.url}/api/reports?regency=35.78&from={today}&to={today}"
                             "&format=csv")
