@@ -54,6 +54,8 @@ WALLBOARD_LABELS: dict[str, dict[str, str]] = {
     "publish": {"id": "Terbitkan", "en": "Publish"},
     "expire": {"id": "Akhiri", "en": "End"},
     "regencies-field": {"id": "Kode kabupaten/kota (koma)", "en": "Regency codes (comma)"},
+    "circle-field": {"id": "atau lingkaran: LAT,LON,RADIUS_M",
+                     "en": "or a circle: LAT,LON,RADIUS_M"},
     "minutes": {"id": "Menit", "en": "Minutes"},
     "text-id": {"id": "Teks (Bahasa Indonesia)", "en": "Text (Indonesian)"},
     "text-en": {"id": "Teks (Inggris, opsional)", "en": "Text (English, optional)"},

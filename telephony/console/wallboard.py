@@ -116,11 +116,12 @@ def _read_store(hub: Hub, config: Config) -> dict[str, Any]:
 
 
 # regencies -------------------------------------------------------------------------------
-def _operator_state(ctx: Context, op_id: str) -> tuple[str, str | None, float]:
-    """free, ringing, on-call, wrap-up, paused (with its reason) or logged-out, and since."""
+def _operator_state(ctx: Context, op_id: str) -> tuple[str, str | None, float | None]:
+    """free, ringing, on-call, wrap-up, paused (with its reason) or logged-out, and since
+    (None for an operator who never logged in: no timer)."""
     live = [c for c in ctx.cards if c.ended_at is None]
     row = ctx.stored["presence"].get(op_id)
-    since_row = row.updated_at.timestamp() if row is not None else ctx.now
+    since_row = row.updated_at.timestamp() if row is not None else None
     state, reason = "logged-out", None
     if any(c.answered_by == op_id for c in live):
         state = "on-call"

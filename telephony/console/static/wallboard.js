@@ -60,7 +60,7 @@ const renderers = {
       list.replaceChildren(...row.operators.map((op) => {
         const item = document.createElement("li");
         item.className = op.state;
-        item.dataset.since = op.since;
+        item.dataset.since = op.since ?? "";
         item.dataset.text = `${op.id} ${label(op.state)}${op.reason ? ` (${label(op.reason)})` : ""}`;
         return item;
       }));
@@ -98,7 +98,8 @@ function tick() {
     element.textContent = element.dataset.since ? fmtSeconds(t - Number(element.dataset.since)) : "-";
   }
   for (const item of document.querySelectorAll(".operators li")) {
-    item.textContent = `${item.dataset.text} ${fmtSeconds(t - Number(item.dataset.since))}`;
+    const since = item.dataset.since;
+    item.textContent = since ? `${item.dataset.text} ${fmtSeconds(t - Number(since))}` : item.dataset.text;
   }
 }
 
@@ -154,9 +155,13 @@ document.getElementById("publish").addEventListener("submit", async (event) => {
   const form = event.target;
   const result = document.getElementById("publish-result");
   try {
+    // The area: regency codes, or a circle given as LAT,LON,RADIUS_M.
+    const circle = form.circle.value.split(",").map((v) => v.trim()).filter(Boolean).map(Number);
+    const area = circle.length === 3 ? {lat: circle[0], lon: circle[1], radius_m: circle[2]}
+      : {regencies: form.regencies.value.split(",").map((c) => c.trim()).filter(Boolean)};
     const made = await post("/api/messages", {
       text_id: form.text_id.value, text_en: form.text_en.value, minutes: Number(form.minutes.value),
-      regencies: form.regencies.value.split(",").map((c) => c.trim()).filter(Boolean)});
+      ...area});
     result.textContent = `#${made.id} ${made.seconds} s`;
     refresh();
   } catch (error) { result.textContent = error.message; }
