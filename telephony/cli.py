@@ -23,7 +23,9 @@ from telephony.commands import deploy as deploy_commands
 from telephony.commands import edge as edge_commands
 from telephony.commands import incidents as incident_commands
 from telephony.commands import location as location_commands
+from telephony.commands import message as message_commands
 from telephony.commands import operators as operator_commands
+from telephony.commands import report as report_commands
 from telephony.commands import test_call as test_call_commands
 from telephony.config import resolve_path
 from telephony.errors import ExitCode, TelephonyError
@@ -148,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     test_call_commands.register(sub)
     console_commands.register(sub)
     incident_commands.register(sub)
+    message_commands.register(sub)
+    report_commands.register(sub)
     return parser
 
 

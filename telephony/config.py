@@ -228,6 +228,23 @@ class ConsoleConfig:
     # Failed logins per name (and per client address) within login_window_s, then refused.
     login_attempts: int = _checked(5, _positive)
     login_window_s: float = _checked(300.0, _positive)
+    # Where "today" starts on the wallboard and in reports (IANA zone; Jawa Timur is WIB).
+    timezone: str = "Asia/Jakarta"
+
+
+@dataclass(frozen=True)
+class MessagesConfig:
+    """Major-incident messages (telephony/messages/): spoken after the welcome in an area."""
+
+    # Where publishing writes the spoken files; serve's Asterisk must read the same path.
+    sound_dir: str = _checked("var/messages", values.path)
+    # Longest a message may play: with the 2.76 s welcome it ends by ~8.8 s, inside the
+    # IVR's 10.5 s deadline, so a silent caller is still queued within 12 s.
+    max_seconds: float = _checked(6.0, _positive)
+    # Longest a message may stay active.
+    max_minutes: int = _checked(720, _positive)
+    # How often serve re-reads the active messages (a new one plays within this time).
+    refresh_s: float = _checked(1.0, _positive)
 
 
 @dataclass(frozen=True)
@@ -269,6 +286,7 @@ class Config:
     edge: EdgeConfig = field(default_factory=EdgeConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
+    messages: MessagesConfig = field(default_factory=MessagesConfig)
 
 
 def _sections() -> dict[str, type[Any]]:

@@ -70,6 +70,9 @@ class UserEvent(StrEnum):
     HANDOVER = "Handover"
     RECORDING_STARTED = "RecordingStarted"
     CALLBACK_DIAL = "CallbackDial"
+    # The IVR: a major-incident message starts playing to the caller; a key cut it short.
+    MESSAGE_PLAYED = "MessagePlayed"
+    MESSAGE_SKIPPED = "MessageSkipped"
 
 
 # AMI's ChannelState of an answered channel (Asterisk's AST_STATE_UP); CEL says ANSWER.

@@ -17,11 +17,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from telephony.config import Config
-from telephony.console import api, incident_api
+from telephony.console import api, incident_api, supervisor
 from telephony.console.actions import ActionRefused, Actions
 from telephony.console.auth import COOKIE, LoginThrottle, Sessions
 from telephony.console.live import Hub
 from telephony.console.schema import Status
+from telephony.console.wallboard import Wallboard
 from telephony.console.words import page_words
 
 HERE = Path(__file__).resolve().parent
@@ -54,6 +55,9 @@ def create_app(config: Config, hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     app = FastAPI(title="telephony console", version="1", lifespan=lifespan,
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
     app.state.hub = hub
+    app.state.config = config
+    app.state.templates = templates
+    app.state.wallboard = Wallboard(hub, config)
     app.state.actions = Actions(config, hub.engine, hub.ami, hub.regions, hub.roster)
     app.state.sessions = Sessions(config.console.session_hours * 3600)
     app.state.throttle = LoginThrottle(config.console.login_attempts,
@@ -83,6 +87,7 @@ def create_app(config: Config, hub: Hub, *, manage_hub: bool = True) -> FastAPI:
 
     app.include_router(api.router)
     worker = incident_api.install(app, config, hub)
+    app.include_router(supervisor.router)
     app.mount("/static/leaflet", StaticFiles(directory=leaflet.BASE_DIR), name="leaflet")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

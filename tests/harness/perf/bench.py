@@ -28,7 +28,7 @@ from telephony import logs
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.sandbox import install_for
 from tests.harness import CHECKOUT
-from tests.harness.perf import capacity, consoles, incidents, ingest, load, results
+from tests.harness.perf import capacity, consoles, incidents, ingest, load, message, results
 from tests.harness.perf.centre import Centre, Staff
 from tests.harness.perf.postgres import Cluster, PostgresError
 from tests.harness.perf.stats import summarize
@@ -191,6 +191,8 @@ def summary(result: dict[str, Any]) -> str:
         else:
             lines.append(f"  ingest {name}: {run['events_per_s']} events/s, {run['events']} "
                          f"events, lost {run['lost']}, chain verified {run['verified']}")
+    if result.get("message"):
+        lines += message.summary_lines(result["message"])
     lines += [f"  {part} FAILED: {error}" for part, error in result.get("errors", {}).items()]
     lines.append("targets:")
     lines += results.target_lines(results.targets(result))
@@ -252,6 +254,8 @@ def run_part(part: str, result: dict[str, Any], install: AsteriskInstall, work: 
         result["console"] = consoles.run(install, work, own_timings)
     elif part == "incidents":
         result["incidents"] = incidents.run(install, work)
+    elif part == "message":
+        result["message"] = message.run_part(install, work, profile.name, profile.staff)
     else:
         result["ingest"] = ingest_runs(work, profile, postgres_url)
 
@@ -264,11 +268,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="result JSON (default: var/bench/<profile>-<time>.json)")
     parser.add_argument("--postgres", metavar="URL",
                         help="ingest into this PostgreSQL instead of a throw-away cluster")
-    parser.add_argument("--only", choices=("load", "capacity", "ingest", "console", "incidents"),
+    parser.add_argument("--only", choices=("load", "capacity", "ingest", "console",
+                                         "incidents", "message"),
                         action="append",
                         help="run only these parts (repeatable; load = ours and baseline; "
                              "console: ring to card with 50 consoles, incidents: incident "
-                             "created to webhook delivered; these two only when asked)")
+                             "created to webhook delivered, message: 10 calls/s with a "
+                             "major-incident message; these three only when asked)")
     parser.add_argument("--answer-ms", type=int, metavar="MS",
                         help="operators answer this long after their phone rings "
                              "(default 1000)")
@@ -302,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (work / "bench.log").open("a") as log_file:
         logs.configure("info", "json", stream=log_file)
         install = install_for(config_mod.load(None, env={}))
-        for part in ("load", "capacity", "ingest", "console", "incidents"):
+        for part in ("load", "capacity", "ingest", "console", "incidents", "message"):
             if part not in parts:
                 continue
             try:
