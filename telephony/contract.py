@@ -73,6 +73,10 @@ class UserEvent(StrEnum):
     # The IVR: a major-incident message starts playing to the caller; a key cut it short.
     MESSAGE_PLAYED = "MessagePlayed"
     MESSAGE_SKIPPED = "MessageSkipped"
+    # Sent over AMI by the console and the CLI, not by a channel. One about a call carries the
+    # call's ids; one about no call (a login, a presence change) carries none and enters the
+    # chain with an empty linkedid.
+    CONSOLE_ACTION = "ConsoleAction"
 
 
 # AMI's ChannelState of an answered channel (Asterisk's AST_STATE_UP); CEL says ANSWER.
