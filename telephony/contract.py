@@ -70,6 +70,10 @@ class UserEvent(StrEnum):
     HANDOVER = "Handover"
     RECORDING_STARTED = "RecordingStarted"
     CALLBACK_DIAL = "CallbackDial"
+    # Sent by the console's AML receiver (telephony.aml.audit): a handset fix received, and
+    # matched to a call later (it came before the call).
+    AML_FIX = "AMLFix"
+    AML_MATCH = "AMLMatch"
 
 
 # AMI's ChannelState of an answered channel (Asterisk's AST_STATE_UP); CEL says ANSWER.
