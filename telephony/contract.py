@@ -70,10 +70,8 @@ class UserEvent(StrEnum):
     HANDOVER = "Handover"
     RECORDING_STARTED = "RecordingStarted"
     CALLBACK_DIAL = "CallbackDial"
-    # Sent by the console's AML receiver (telephony.aml.audit): a handset fix received, and
-    # matched to a call later (it came before the call).
+    # Sent by the console's AML receiver (telephony.aml.audit): a handset fix, with its call.
     AML_FIX = "AMLFix"
-    AML_MATCH = "AMLMatch"
 
 
 # AMI's ChannelState of an answered channel (Asterisk's AST_STATE_UP); CEL says ANSWER.

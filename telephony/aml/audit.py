@@ -3,7 +3,10 @@
 The console sends them on its AMI session and serve's writer chains them, as it does the
 console's own actions (telephony.console.actions says why). A fix matched to a call carries
 its Linkedid with the matching Uniqueid (the call's first channel), so the identity guard
-takes it; an unmatched one carries neither, and an ``AMLMatch`` names the call when it comes.
+takes it. The chain takes no event without a call identity (the writer quarantines it as
+``no-identity``), so a fix received before its call is sent twice: at once, which leaves it
+in the quarantine file as evidence, and in full with the call's identity once it matches.
+A fix that never matches is in ``aml_fixes`` (raw text and SHA-256) and the quarantine only.
 The raw message travels percent-encoded (one safe AMI line, no CR/LF) in parts short enough
 for Asterisk's 1 KiB header lines, with its SHA-256 so a part lost on the way shows.
 """
@@ -33,13 +36,9 @@ def fix_event(fix: Stored, raw: str) -> dict[str, str]:
         "Lon": "" if fix.lon is None else f"{fix.lon:.6f}",
         "Accuracy": "" if fix.accuracy_m is None else f"{fix.accuracy_m:.1f}",
         "FixedAt": "" if fix.fixed_at is None else f"{fix.fixed_at:.3f}",
-        "Method": fix.method, "RawSha256": fix.raw_sha256, "RawParts": str(len(parts)),
+        "Method": fix.method, "ReceivedAt": f"{fix.received_at:.3f}",
+        "RawSha256": fix.raw_sha256, "RawParts": str(len(parts)),
         **_identity(fix.linkedid),
     }
     headers.update({f"Raw{i + 1}": part for i, part in enumerate(parts)})
     return headers
-
-
-def match_event(fix: Stored, linkedid: str) -> dict[str, str]:
-    return {"UserEvent": UserEvent.AML_MATCH.value, "FixId": str(fix.id),
-            "RawSha256": fix.raw_sha256, "Number": fix.number, **_identity(linkedid)}

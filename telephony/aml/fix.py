@@ -12,7 +12,7 @@ from enum import StrEnum
 
 # Accuracy beyond this is no handset fix (a cell sector is a few km; 100 km is nothing).
 MAX_ACCURACY_M = 100_000.0
-_NUMBER = re.compile(r"[+-]?\d{1,3}(?:\.\d{1,12})?")
+_NUMBER = re.compile(r"[+-]?\d{1,3}(?:\.\d{1,17})?")
 _DECIMAL = re.compile(r"\d{1,6}(?:\.\d{1,6})?")
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from telephony.ami import AMIError
 from telephony.aml import store
-from telephony.aml.audit import fix_event, match_event
+from telephony.aml.audit import fix_event
 from telephony.aml.matching import CallWindow, call_for, waiting_for
 from telephony.aml.store import Stored
 from telephony.config import AMLConfig
@@ -49,7 +49,7 @@ class HandsetDesk:
         self._clock = clock
         self._lock = threading.Lock()
         self._by_call: dict[str, Stored] = {}  # linkedid -> the newest fix
-        self._waiting: dict[int, Stored] = {}  # unmatched usable fixes, by id
+        self._waiting: dict[int, tuple[Stored, str]] = {}  # unmatched usable fixes and raw
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="console-aml", daemon=True)
 
@@ -75,7 +75,7 @@ class HandsetDesk:
     def unmatched(self) -> list[HandsetFix]:
         self._expire()
         with self._lock:
-            return [_model(f) for f in sorted(self._waiting.values(), key=lambda f: -f.id)]
+            return [_model(f) for f, _ in sorted(self._waiting.values(), key=lambda w: -w[0].id)]
 
     # the console-aml thread ------------------------------------------------------
     def _run(self) -> None:
@@ -109,7 +109,7 @@ class HandsetDesk:
             fix = self._attach(fix, linkedid)
         elif not fix.rejected:
             with self._lock:
-                self._waiting[fix.id] = fix
+                self._waiting[fix.id] = (fix, raw)
         self._audit(fix_event(fix, raw))
         if linkedid is not None:
             self._hub.publish_call(linkedid)
@@ -122,13 +122,12 @@ class HandsetDesk:
         if window is None or not window.number:
             return
         with self._lock:
-            found = [f for f in self._waiting.values() if f.number == window.number
+            found = [(f, raw) for f, raw in self._waiting.values() if f.number == window.number
                      and waiting_for(window, f.received_at, self._config.window_before_s)]
-            for fix in found:
+            for fix, _ in found:
                 del self._waiting[fix.id]
-        for fix in sorted(found, key=lambda f: f.id):
-            self._attach(fix, linkedid)
-            self._audit(match_event(fix, linkedid))
+        for fix, raw in sorted(found, key=lambda w: w[0].id):
+            self._audit(fix_event(self._attach(fix, linkedid), raw))
         if found:
             self._hub.publish_call(linkedid)
 
@@ -159,7 +158,7 @@ class HandsetDesk:
     def _expire(self) -> None:
         oldest = self._clock() - self._config.window_before_s
         with self._lock:
-            for fix_id in [i for i, f in self._waiting.items() if f.received_at < oldest]:
+            for fix_id in [i for i, (f, _) in self._waiting.items() if f.received_at < oldest]:
                 del self._waiting[fix_id]
 
 

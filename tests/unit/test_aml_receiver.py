@@ -41,7 +41,7 @@ SECRET = "telkomsel-shared-secret"
 def setup(tmp_path: Path) -> Iterator[tuple[config_mod.Config, Hub]]:
     config = config_mod.load(None, env={}, overrides=[
         f"audit.database_url=sqlite:///{tmp_path / 'telephony.db'}",
-        f"aml.senders_file={tmp_path / 'aml.toml'}", "aml.rate_per_s=1", "aml.rate_burst=3"])
+        f"aml.senders_file={tmp_path / 'aml.toml'}", "aml.rate_per_s=0.001", "aml.rate_burst=3"])
     add_sender(Path(config.aml.senders_file), "telkomsel", ["127.0.0.0/8"], SECRET)
     add_sender(Path(config.aml.senders_file), "far", ["10.9.0.0/16"], SECRET)
     engine = open_database(config)
