@@ -133,18 +133,20 @@ class HandsetDesk:
 
     def _attach(self, fix: Stored, linkedid: str) -> Stored:
         fix = Stored(**{**fix.__dict__, "linkedid": linkedid})
-        with self._lock:
-            newest = self._by_call.get(linkedid)
-            if newest is None or (fix.fixed_at or 0) >= (newest.fixed_at or 0):
-                self._by_call[linkedid] = fix
-            known = {c.linkedid for c in self._hub.board.calls()}
-            for stale in [k for k in self._by_call if k not in known and k != linkedid]:
-                del self._by_call[stale]
+        # The table first: what the card shows, `calls show` already has.
         try:
             store.match(self._hub.engine, fix.id, linkedid, self._clock())
         except SQLAlchemyError as exc:
             log.warning("console.aml_match_not_stored", fix=fix.id, linkedid=linkedid,
                         error=str(exc)[:200])
+        with self._hub._lock:
+            known = {c.linkedid for c in self._hub.board.calls()}
+        with self._lock:
+            newest = self._by_call.get(linkedid)
+            if newest is None or (fix.fixed_at or 0) >= (newest.fixed_at or 0):
+                self._by_call[linkedid] = fix
+            for stale in [k for k in self._by_call if k not in known and k != linkedid]:
+                del self._by_call[stale]
         log.info("console.aml_matched", fix=fix.id, linkedid=linkedid)
         return fix
 
