@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
 import structlog
@@ -24,11 +24,13 @@ from telephony.ami import AMIError
 from telephony.aml import store
 from telephony.aml.audit import fix_event
 from telephony.aml.matching import CallWindow, call_for, waiting_for
+from telephony.aml.routing import decide, position
 from telephony.aml.store import Stored
 from telephony.config import AMLConfig
 from telephony.console.auth import WebSession, current
 from telephony.console.live import Hub
 from telephony.console.schema import HandsetFix
+from telephony.contract import Var
 
 log = structlog.get_logger(__name__)
 _Job = tuple[str, Stored | str, str]
@@ -43,8 +45,10 @@ def _model(fix: Stored) -> HandsetFix:
 
 class HandsetDesk:
     def __init__(self, config: AMLConfig, hub: Hub, clock: Callable[[], float] = time.time,
-                 ) -> None:
+                 queues: Iterable[str] = ()) -> None:
         self._config = config
+        self._queues = frozenset(queues)  # the deployment's queues (none: never route)
+        self._routed: set[str] = set()  # calls moved once already
         self._hub = hub
         self._clock = clock
         self._lock = threading.Lock()
@@ -113,6 +117,7 @@ class HandsetDesk:
         self._audit(fix_event(fix, raw))
         if linkedid is not None:
             self._hub.publish_call(linkedid)
+            self._route(fix, linkedid)
 
     def _call(self, linkedid: str) -> None:
         with self._hub._lock:
@@ -126,10 +131,60 @@ class HandsetDesk:
                      and waiting_for(window, f.received_at, self._config.window_before_s)]
             for fix, _ in found:
                 del self._waiting[fix.id]
-        for fix, raw in sorted(found, key=lambda w: w[0].id):
-            self._audit(fix_event(self._attach(fix, linkedid), raw))
-        if found:
+        attached = [self._attach(fix, linkedid) for fix, _ in sorted(found, key=lambda w: w[0].id)]
+        for fix, (_, raw) in zip(attached, sorted(found, key=lambda w: w[0].id), strict=True):
+            self._audit(fix_event(fix, raw))
+        if attached:
             self._hub.publish_call(linkedid)
+            self._route(max(attached, key=lambda f: f.fixed_at or 0), linkedid)
+
+    def _route(self, fix: Stored, linkedid: str) -> None:
+        """Move a waiting caller to the regency their handset puts them in (routing.py)."""
+        if fix.lat is None or fix.lon is None or fix.accuracy_m is None:
+            return
+        with self._hub._lock:
+            call = self._hub.board.get(linkedid)
+            if call is None or not call.channel or linkedid in self._routed:
+                return
+            channel, arrived_at, phase = call.channel, call.arrived_at, call.phase
+            current = call.regency_code
+            arrivals = {c.linkedid: c.arrived_at for c in self._hub.board.calls()}
+        move = decide(fix.lat, fix.lon, fix.accuracy_m, current, phase, self._hub.regions,
+                      self._queues, self._config.route_accuracy_m)
+        if move is None:
+            return
+        self._routed.add(linkedid)
+        ami = self._hub.ami
+        try:
+            status = ami.send_list_action("QueueStatus", Queue=move.queue)
+            now = self._clock()
+            waiting = {}
+            for entry in status.events:
+                if entry.event == "QueueEntry" and entry.get("Uniqueid") != linkedid:
+                    uniqueid = entry.get("Uniqueid") or ""
+                    wait = float(entry.get("Wait") or 0)
+                    waiting[uniqueid] = arrivals.get(uniqueid, now - wait)
+            place = position(arrived_at, waiting)
+            for name, value in ((Var.AML_QUEUE, move.queue), (Var.AML_REGENCY, move.regency_code),
+                                (Var.AML_POSITION, str(place)), (Var.AML_FIX, str(fix.id))):
+                ami.send_action("Setvar", Channel=channel, Variable=name.value, Value=value)
+            ami.send_action("Redirect", Channel=channel, Context="aml-112", Exten="move",
+                            Priority="1")
+        except AMIError as exc:
+            log.warning("console.aml_route_failed", linkedid=linkedid, fix=fix.id,
+                        queue=move.queue, error=str(exc))
+            return
+        log.info("console.aml_routed", linkedid=linkedid, fix=fix.id, queue=move.queue,
+                 position=place)
+        try:
+            store.routed(self._hub.engine, fix.id, move.queue)
+        except SQLAlchemyError as exc:
+            log.warning("console.aml_route_not_stored", fix=fix.id, error=str(exc)[:200])
+        with self._lock:
+            shown = self._by_call.get(linkedid)
+            if shown is not None and shown.id == fix.id:
+                self._by_call[linkedid] = Stored(**{**shown.__dict__, "routed_to": move.queue})
+        self._hub.publish_call(linkedid)
 
     def _attach(self, fix: Stored, linkedid: str) -> Stored:
         fix = Stored(**{**fix.__dict__, "linkedid": linkedid})

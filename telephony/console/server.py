@@ -18,6 +18,7 @@ from telephony.console.live import Hub
 from telephony.control import ami_connection
 from telephony.location import load_regions
 from telephony.operators.roster import load_roster
+from telephony.pbx.render import queues
 from telephony.store import open_database
 
 log = structlog.get_logger(__name__)
@@ -91,7 +92,7 @@ def start_receiver(config: Config, hub: Hub) -> Receiver | None:
         cert, key = receiver.make_certificate(
             resolve_path(config.asterisk.runtime_dir).parent / "aml")
     senders = load_senders(resolve_path(aml.senders_file))
-    desk = HandsetDesk(aml, hub)
+    desk = HandsetDesk(aml, hub, queues=queues(config))
     hub.handset = desk
     app = receiver.create_app(aml, hub.engine, Authenticator(senders), desk.received)
     running = Receiver(receiver.server(aml, app, cert, key), desk)

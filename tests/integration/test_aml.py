@@ -17,8 +17,10 @@ import requests
 from playwright.sync_api import Browser
 
 from telephony import config as config_mod
+from telephony.ami import AMIConnection
 from telephony.aml.senders import add_sender
 from telephony.audit import AuditEvent
+from telephony.control import ami_session
 from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import Phone
 from tests.harness.console import (
@@ -33,11 +35,14 @@ from tests.harness.console import (
 from tests.harness.net import free_port
 from tests.harness.sandbox import Sandbox
 from tests.harness.service import run_cli
+from tests.harness.sipp import run_scenario
 from tests.harness.tls import make_client_ca
 
 pytestmark = pytest.mark.asterisk
 SECRET = "telkomsel-aml-shared-secret"
 SURABAYA_FIX = (-7.2650, 112.7500)  # a few hundred metres from the seat: still Kota Surabaya
+MALANG_CELL = "51010220100ABCDE"  # TAC 8705, ECI 703710: Kab. Malang (routing.example.csv)
+BATU = (-7.8705, 112.5262)  # Kota Batu, beside its seat and 11 km from Kab. Malang's nearest
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +59,8 @@ def centre(asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathF
     listed = run_cli(only_senders, "aml", "senders", "list", "--json")
     assert {s["name"] for s in json.loads(listed.stdout)} == {"google", "telkomsel"}
     port = free_port()
-    with running_centre(asterisk_install, root, f"aml.port={port}",
+    # Long enough that callers stay in their regency's queue for the routing test.
+    with running_centre(asterisk_install, root, f"aml.port={port}", "operators.overflow_s=90",
                         f"aml.senders_file={senders}", f"aml.client_ca_file={client[0]}") as (
             box, _service, console):
         yield box, console, f"https://127.0.0.1:{port}/aml/v1", client
@@ -145,7 +151,59 @@ def test_fixes_reach_the_record_and_the_card(
     assert all(e["Raw1"] and e["RawSha256"] for e in events.values())
 
 
+def test_a_fix_in_kota_batu_moves_a_kab_malang_caller_ahead_of_a_later_one(
+        centre: tuple[Sandbox, ConsoleProcess, str, tuple[Path, Path, Path]]) -> None:
+    box, _console, url, _client = centre
+    server_cert = Path(box.config.asterisk.runtime_dir).parent / "aml" / "aml-cert.pem"
+    first, later = number(), number()
+    callers = box.workdir / f"callers-{first}.csv"
+    callers.write_text(f"SEQUENTIAL\n{first};{MALANG_CELL}\n")
+    calls = [in_background(lambda: run_scenario(
+        "uac_112_medical.xml", box.sip_target, workdir=box.workdir, timeout_s=90,
+        extra=("-inf", str(callers), "-d", "60000")))]
+    with ami_session(box.config) as ami:
+        first_id = _wait_queued(ami, "reg-3507", 1)[0]
+        # The later caller: dialled 118 (no menu) with a PIDF-LO in Kota Batu.
+        calls.append(in_background(lambda: run_scenario(
+            "uac_112_pidf.xml", box.sip_target, service="118", workdir=box.workdir,
+            timeout_s=90, extra=("-d", "60000", "-key", "pai",
+                                 f"<sip:{later}@mno.example;user=phone>", "-key", "lat",
+                                 str(BATU[0]), "-key", "lon", str(BATU[1]),
+                                 "-key", "rules", "<gp:usage-rules/>"))))
+        later_id = _wait_queued(ami, "reg-3579", 1)[0]
+        answer = post(url, server_cert, form(first, *BATU, 20), auth=("telkomsel", SECRET))
+        assert answer.status_code == 200 and "accepted" in answer.text, answer.text
+        assert _wait_queued(ami, "reg-3579", 2) == [first_id, later_id]
+        assert _wait_queued(ami, "reg-3507", 0) == []
+        box.asterisk.cli("channel request hangup all")
+    for thread, _out in calls:
+        thread.join(90)
+    assert box.wait_no_channels() == 0
+    hops = [e for e in _user_events(box, "AMLRoute", 1) if e["Linkedid"] == first_id]
+    assert [(h["From"], h["To"], h["Position"]) for h in hops] == [("reg-3507", "reg-3579", "1")]
+    fixes = json.loads(run_cli(box.config, "calls", "show", first_id, "--json").stdout)["fixes"]
+    assert [f["routed_to"] for f in fixes] == ["reg-3579"]
+
+
+def _wait_queued(ami: AMIConnection, queue: str, count: int, timeout: float = 30.0) -> list[str]:
+    """The uniqueids waiting in ``queue``, in queue order, once there are ``count``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = [e for e in ami.send_list_action("QueueStatus", Queue=queue).events
+                   if e.event == "QueueEntry"]
+        entries.sort(key=lambda e: int(e.get("Position") or 0))
+        if len(entries) == count:
+            return [e.get("Uniqueid") or "" for e in entries]
+        assert time.monotonic() < deadline, f"{queue}: {len(entries)} waiting, not {count}"
+        time.sleep(0.1)
+
+
 def _aml_events(box: Sandbox, timeout: float = 10.0) -> list[dict[str, str]]:
+    return _user_events(box, "AMLFix", 2, timeout)
+
+
+def _user_events(box: Sandbox, kind: str, count: int,
+                 timeout: float = 10.0) -> list[dict[str, str]]:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -158,8 +216,8 @@ def _aml_events(box: Sandbox, timeout: float = 10.0) -> list[dict[str, str]]:
             with Session(engine) as session:
                 payloads = [json.loads(p) for p in session.scalars(
                     select(AuditEvent.payload).where(AuditEvent.type == "UserEvent"))]
-            found = [p for p in payloads if p.get("UserEvent") == "AMLFix"]
-            if len(found) >= 2 or time.monotonic() > deadline:
+            found = [p for p in payloads if p.get("UserEvent") == kind]
+            if len(found) >= count or time.monotonic() > deadline:
                 return found
             time.sleep(0.1)
     finally:

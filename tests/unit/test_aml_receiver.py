@@ -18,6 +18,7 @@ from telephony.aml import store
 from telephony.aml.fix import Fix, Method
 from telephony.aml.matching import CallWindow, call_for
 from telephony.aml.receiver import create_app
+from telephony.aml.routing import Move, decide, position
 from telephony.aml.senders import (
     Authenticator,
     RateLimit,
@@ -26,6 +27,7 @@ from telephony.aml.senders import (
     load_senders,
     remove_sender,
 )
+from telephony.console.board import Board
 from telephony.console.handset import HandsetDesk
 from telephony.console.live import Hub
 from telephony.location import load_regions
@@ -190,3 +192,30 @@ def _wait(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_routing_decides_only_for_waiting_callers_with_a_good_fix() -> None:
+    regions = load_regions(CONFIG / "regions.toml")
+    queues = {"reg-3579", "reg-3507"}
+    batu = (-7.8705, 112.5262)
+    assert decide(*batu, 20, "35.07", "queued", regions, queues, 500) == Move("35.79", "reg-3579")
+    assert decide(*batu, 20, "35.07", "ivr", regions, queues, 500) is not None
+    assert decide(*batu, 600, "35.07", "queued", regions, queues, 500) is None  # too coarse
+    assert decide(*batu, 20, "35.07", "ringing", regions, queues, 500) is None
+    assert decide(*batu, 20, "35.79", "queued", regions, queues, 500) is None  # already there
+    assert decide(*batu, 20, "35.07", "queued", regions, {"reg-3507"}, 500) is None
+    assert position(100.0, {"a": 90.0, "b": 120.0, "c": 99.9}) == 3
+    assert position(100.0, {}) == 1
+
+
+def test_the_board_shows_the_move_and_why() -> None:
+    board = Board({})
+    board.apply(_frame(Event="Newchannel", Uniqueid="2.1", Linkedid="2.1", Channel="PJSIP/t-1"))
+    board.apply(_frame(Event="QueueCallerJoin", Uniqueid="2.1", Linkedid="2.1", Queue="reg-3507"))
+    board.apply(_frame(Event="UserEvent", UserEvent="AMLRoute", Uniqueid="2.1", Linkedid="2.1",
+                       From="reg-3507", To="reg-3579", RegencyCode="35.79"))
+    board.apply(_frame(Event="QueueCallerJoin", Uniqueid="2.1", Linkedid="2.1", Queue="reg-3579"))
+    call = board.get("2.1")
+    assert call is not None and call.channel == "PJSIP/t-1" and call.regency_code == "35.79"
+    assert [(h.queue, h.reason) for h in call.hops] == [("reg-3507", "queued"),
+                                                        ("reg-3579", "handset-location")]
