@@ -28,7 +28,7 @@ from telephony import logs
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.sandbox import install_for
 from tests.harness import CHECKOUT
-from tests.harness.perf import capacity, consoles, ingest, load, results
+from tests.harness.perf import aml, capacity, consoles, ingest, load, results
 from tests.harness.perf.centre import Centre, Staff
 from tests.harness.perf.postgres import Cluster, PostgresError
 from tests.harness.perf.stats import summarize
@@ -250,6 +250,8 @@ def run_part(part: str, result: dict[str, Any], install: AsteriskInstall, work: 
         result["capacity"] = capacity_search(install, work, profile)
     elif part == "console":
         result["console"] = consoles.run(install, work, own_timings)
+    elif part == "aml":
+        result["aml"] = aml.run(install, work, own_timings)
     else:
         result["ingest"] = ingest_runs(work, profile, postgres_url)
 
@@ -262,10 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="result JSON (default: var/bench/<profile>-<time>.json)")
     parser.add_argument("--postgres", metavar="URL",
                         help="ingest into this PostgreSQL instead of a throw-away cluster")
-    parser.add_argument("--only", choices=("load", "capacity", "ingest", "console"),
+    parser.add_argument("--only", choices=("load", "capacity", "ingest", "console", "aml"),
                         action="append",
                         help="run only these parts (repeatable; load = ours and baseline; "
-                             "console: ring to card with 50 consoles, only when asked)")
+                             "console: ring to card with 50 consoles, aml: handset fixes "
+                             "under a flood; both only when asked)")
     parser.add_argument("--answer-ms", type=int, metavar="MS",
                         help="operators answer this long after their phone rings "
                              "(default 1000)")
@@ -299,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (work / "bench.log").open("a") as log_file:
         logs.configure("info", "json", stream=log_file)
         install = install_for(config_mod.load(None, env={}))
-        for part in ("load", "capacity", "ingest", "console"):
+        for part in ("load", "capacity", "ingest", "console", "aml"):
             if part not in parts:
                 continue
             try:
