@@ -4,9 +4,8 @@ The console sends them on its AMI session and serve's writer chains them, as it 
 console's own actions (telephony.console.actions says why). A fix matched to a call carries
 its Linkedid with the matching Uniqueid (the call's first channel), so the identity guard
 takes it. The chain takes no event without a call identity (the writer quarantines it as
-``no-identity``), so a fix received before its call is sent twice: at once, which leaves it
-in the quarantine file as evidence, and in full with the call's identity once it matches.
-A fix that never matches is in ``aml_fixes`` (raw text and SHA-256) and the quarantine only.
+``no-identity``), so a fix received before its call is sent once it matches; a fix that
+never matches, or was refused, is in ``aml_fixes`` only (raw text and SHA-256).
 The raw message travels percent-encoded (one safe AMI line, no CR/LF) in parts short enough
 for Asterisk's 1 KiB header lines, with its SHA-256 so a part lost on the way shows.
 """

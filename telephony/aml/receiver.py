@@ -108,6 +108,8 @@ def create_app(config: AMLConfig, engine: Engine, auth: Authenticator, sink: Sin
     app = FastAPI(title="telephony AML receiver", openapi_url=None, docs_url=None,
                   redoc_url=None)
     limit = RateLimit(config.rate_per_s, config.rate_burst)
+    writer = store.Writer(engine)
+    app.state.writer = writer
     metrics = Metrics(Counter(), threading.Lock())
     app.state.metrics = metrics
 
@@ -148,8 +150,8 @@ def create_app(config: AMLConfig, engine: Engine, auth: Authenticator, sink: Sin
     def accept(sender: Sender, transport: str, raw: str, result: Fix | Rejected,
                number: str) -> Response:
         try:
-            stored = store.record(engine, result, sender=sender.name, transport=transport,
-                                  raw=raw, received_at=clock(), number=number)
+            stored = writer.record(result, sender=sender.name, transport=transport, raw=raw,
+                                   received_at=clock(), number=number)
         except SQLAlchemyError as exc:
             metrics.add("database-down")
             log.error("aml.store_failed", sender=sender.name, error=str(exc)[:200])

@@ -109,15 +109,17 @@ class HandsetDesk:
         if not fix.rejected:
             linkedid = call_for(fix.number, fix.received_at, self._windows(),
                                 self._config.window_before_s, self._config.window_after_s)
-        if linkedid is not None:
-            fix = self._attach(fix, linkedid)
-        elif not fix.rejected:
-            with self._lock:
-                self._waiting[fix.id] = (fix, raw)
+        if linkedid is None:
+            # Not sent to the chain yet: it takes no event without a call identity (the
+            # writer would only quarantine it, at serve's cost); it is when it matches.
+            if not fix.rejected:
+                with self._lock:
+                    self._waiting[fix.id] = (fix, raw)
+            return
+        fix = self._attach(fix, linkedid)
         self._audit(fix_event(fix, raw))
-        if linkedid is not None:
-            self._hub.publish_call(linkedid)
-            self._route(fix, linkedid)
+        self._hub.publish_call(linkedid)
+        self._route(fix, linkedid)
 
     def _call(self, linkedid: str) -> None:
         with self._hub._lock:

@@ -57,15 +57,15 @@ class Flood(threading.Thread):
     def run(self) -> None:
         with requests.Session() as session:
             session.auth = ("bench", SECRET)
-            session.verify = str(self.cert)
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
             n = 0
             while not self.stop.is_set():
                 n += 1
                 number = f"+62899{self.index:02d}{n % 1_000_000:06d}"
                 try:
+                    # verify per request: REQUESTS_CA_BUNDLE would override session.verify.
                     answer = session.post(self.url, data=_form(number), headers=headers,
-                                          timeout=10)
+                                          verify=str(self.cert), timeout=10)
                 except requests.RequestException:
                     self.refused += 1
                     continue
