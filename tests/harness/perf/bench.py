@@ -191,6 +191,17 @@ def summary(result: dict[str, Any]) -> str:
         else:
             lines.append(f"  ingest {name}: {run['events_per_s']} events/s, {run['events']} "
                          f"events, lost {run['lost']}, chain verified {run['verified']}")
+    aml_run = result.get("aml")
+    if aml_run:
+        card = aml_run["accepted_to_card_ms"] or {}
+        lines.append(
+            f"  aml: accepted -> card p50 {card.get('p50')} / p99 {card.get('p99')} ms "
+            f"({aml_run['sampled_fixes']} fixes, {aml_run['cards_missing']} missing; bar p99 "
+            f"<= 500 ms); flood {aml_run['flood_fixes_per_s']} fixes/s (bar >= 500) with "
+            f"INVITE->200 p99 {results.dig(aml_run, 'without_aml.invite_to_200_ms.p99')} -> "
+            f"{results.dig(aml_run, 'with_aml.invite_to_200_ms.p99')} ms, audit lag p99 "
+            f"{results.dig(aml_run, 'without_aml.audit_lag_ms.p99')} -> "
+            f"{results.dig(aml_run, 'with_aml.audit_lag_ms.p99')} ms")
     lines += [f"  {part} FAILED: {error}" for part, error in result.get("errors", {}).items()]
     lines.append("targets:")
     lines += results.target_lines(results.targets(result))
