@@ -17,6 +17,7 @@ import structlog
 
 from telephony import __version__, logs
 from telephony import config as config_mod
+from telephony.commands import aml as aml_commands
 from telephony.commands import audit as audit_commands
 from telephony.commands import console as console_commands
 from telephony.commands import deploy as deploy_commands
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     incident_commands.register(sub)
     message_commands.register(sub)
     report_commands.register(sub)
+    aml_commands.register(sub)
     return parser
 
 

@@ -271,6 +271,36 @@ class IncidentsConfig:
 
 
 @dataclass(frozen=True)
+class AMLConfig:
+    """Handset location (ETSI TS 103 625 AML / Android ELS), served by `telephony console`."""
+
+    # HTTPS at /aml/v1 (and /aml/v1/sms for an SMS gateway); 0 turns the receiver off.
+    bind: str = "127.0.0.1"
+    port: int = _checked(8113, _port_or_off)
+    # Both files, always HTTPS. Empty: scripts/run and the sandbox make a self-signed pair.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # CA whose client certificates authenticate senders (by common name); empty: Basic only.
+    client_ca_file: str = ""
+    senders_file: str = "config/aml.toml"
+    # A fix matches a call from the same number arriving up to window_before_s after it,
+    # or live / ended up to window_after_s before it; unmatched fixes leave the live view then.
+    window_before_s: float = _checked(120.0, _positive)
+    window_after_s: float = _checked(300.0, _positive)
+    # Fix times older than max_age_s or ahead by more than max_future_s are refused.
+    max_age_s: float = _checked(3600.0, _positive)
+    max_future_s: float = _checked(300.0, _positive)
+    # Per sender: messages per second, and the burst allowed above it.
+    rate_per_s: float = _checked(200.0, _positive)
+    rate_burst: int = _checked(400, _positive)
+    # A caller still in the IVR or queued moves to the fix's regency at this accuracy or better.
+    route_accuracy_m: float = _checked(500.0, _positive)
+    # The SMS gateway's POST: the form (or JSON) fields holding the text and the originator.
+    sms_text_field: str = "text"
+    sms_from_field: str = "from"
+
+
+@dataclass(frozen=True)
 class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
@@ -287,6 +317,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
     messages: MessagesConfig = field(default_factory=MessagesConfig)
+    aml: AMLConfig = field(default_factory=AMLConfig)
 
 
 def _sections() -> dict[str, type[Any]]:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from telephony.config import Config
-from telephony.console import api, incident_api, supervisor
+from telephony.console import api, handset, incident_api, supervisor
 from telephony.console.actions import ActionRefused, Actions
 from telephony.console.auth import COOKIE, LoginThrottle, Sessions
 from telephony.console.live import Hub
@@ -88,6 +88,7 @@ def create_app(config: Config, hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     app.include_router(api.router)
     worker = incident_api.install(app, config, hub)
     app.include_router(supervisor.router)
+    app.include_router(handset.router)
     app.mount("/static/leaflet", StaticFiles(directory=leaflet.BASE_DIR), name="leaflet")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

@@ -64,6 +64,22 @@ class Location(BaseModel):
     cell_id: str
 
 
+class HandsetFix(BaseModel):
+    """The caller's own fix (AML/ELS), shown beside the network location, never instead."""
+
+    id: int
+    lat: float
+    lon: float
+    accuracy_m: float
+    fixed_at: float
+    received_at: float
+    method: str
+    transport: str
+    sender: str
+    number: str = ""
+    routed_to: str = ""
+
+
 class Hop(BaseModel):
     queue: str
     at: float
@@ -111,6 +127,7 @@ class Card(BaseModel):
     classification: Classification | None
     history: list[HistoryEntry] | None
     nuisance: Nuisance | None
+    handset: HandsetFix | None = None
 
 
 class Status(BaseModel):

@@ -28,7 +28,7 @@ from telephony import logs
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.sandbox import install_for
 from tests.harness import CHECKOUT
-from tests.harness.perf import capacity, consoles, incidents, ingest, load, message, results
+from tests.harness.perf import aml, capacity, consoles, incidents, ingest, load, message, results
 from tests.harness.perf.centre import Centre, Staff
 from tests.harness.perf.postgres import Cluster, PostgresError
 from tests.harness.perf.stats import summarize
@@ -193,6 +193,17 @@ def summary(result: dict[str, Any]) -> str:
                          f"events, lost {run['lost']}, chain verified {run['verified']}")
     if result.get("message"):
         lines += message.summary_lines(result["message"])
+    aml_run = result.get("aml")
+    if aml_run:
+        card = aml_run["accepted_to_card_ms"] or {}
+        lines.append(
+            f"  aml: accepted -> card p50 {card.get('p50')} / p99 {card.get('p99')} ms "
+            f"({aml_run['sampled_fixes']} fixes, {aml_run['cards_missing']} missing; bar p99 "
+            f"<= 500 ms); flood {aml_run['flood_fixes_per_s']} fixes/s (bar >= 500) with "
+            f"INVITE->200 p99 {results.dig(aml_run, 'without_aml.invite_to_200_ms.p99')} -> "
+            f"{results.dig(aml_run, 'with_aml.invite_to_200_ms.p99')} ms, audit lag p99 "
+            f"{results.dig(aml_run, 'without_aml.audit_lag_ms.p99')} -> "
+            f"{results.dig(aml_run, 'with_aml.audit_lag_ms.p99')} ms")
     lines += [f"  {part} FAILED: {error}" for part, error in result.get("errors", {}).items()]
     lines.append("targets:")
     lines += results.target_lines(results.targets(result))
@@ -256,6 +267,8 @@ def run_part(part: str, result: dict[str, Any], install: AsteriskInstall, work: 
         result["incidents"] = incidents.run(install, work)
     elif part == "message":
         result["message"] = message.run_part(install, work, profile.name, profile.staff)
+    elif part == "aml":
+        result["aml"] = aml.run(install, work, own_timings)
     else:
         result["ingest"] = ingest_runs(work, profile, postgres_url)
 
@@ -269,12 +282,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--postgres", metavar="URL",
                         help="ingest into this PostgreSQL instead of a throw-away cluster")
     parser.add_argument("--only", choices=("load", "capacity", "ingest", "console",
-                                         "incidents", "message"),
+                                         "incidents", "message", "aml"),
                         action="append",
                         help="run only these parts (repeatable; load = ours and baseline; "
                              "console: ring to card with 50 consoles, incidents: incident "
                              "created to webhook delivered, message: 10 calls/s with a "
-                             "major-incident message; these three only when asked)")
+                             "major-incident message, aml: handset fixes under a flood; "
+                             "these four only when asked)")
     parser.add_argument("--answer-ms", type=int, metavar="MS",
                         help="operators answer this long after their phone rings "
                              "(default 1000)")
@@ -308,7 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (work / "bench.log").open("a") as log_file:
         logs.configure("info", "json", stream=log_file)
         install = install_for(config_mod.load(None, env={}))
-        for part in ("load", "capacity", "ingest", "console", "incidents", "message"):
+        for part in ("load", "capacity", "ingest", "console", "incidents", "message",
+                     "aml"):
             if part not in parts:
                 continue
             try:
