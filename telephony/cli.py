@@ -17,12 +17,16 @@ import structlog
 
 from telephony import __version__, logs
 from telephony import config as config_mod
+from telephony.commands import aml as aml_commands
 from telephony.commands import audit as audit_commands
 from telephony.commands import console as console_commands
 from telephony.commands import deploy as deploy_commands
 from telephony.commands import edge as edge_commands
+from telephony.commands import incidents as incident_commands
 from telephony.commands import location as location_commands
+from telephony.commands import message as message_commands
 from telephony.commands import operators as operator_commands
+from telephony.commands import report as report_commands
 from telephony.commands import test_call as test_call_commands
 from telephony.config import resolve_path
 from telephony.errors import ExitCode, TelephonyError
@@ -146,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     edge_commands.register(sub)
     test_call_commands.register(sub)
     console_commands.register(sub)
+    incident_commands.register(sub)
+    message_commands.register(sub)
+    report_commands.register(sub)
+    aml_commands.register(sub)
     return parser
 
 

@@ -228,6 +228,76 @@ class ConsoleConfig:
     # Failed logins per name (and per client address) within login_window_s, then refused.
     login_attempts: int = _checked(5, _positive)
     login_window_s: float = _checked(300.0, _positive)
+    # Where "today" starts on the wallboard and in reports (IANA zone; Jawa Timur is WIB).
+    timezone: str = "Asia/Jakarta"
+
+
+@dataclass(frozen=True)
+class MessagesConfig:
+    """Major-incident messages (telephony/messages/): spoken after the welcome in an area."""
+
+    # Where publishing writes the spoken files; serve's Asterisk must read the same path.
+    sound_dir: str = _checked("var/messages", values.path)
+    # Longest a message may play: with the 2.76 s welcome it ends by ~8.8 s, inside the
+    # IVR's 10.5 s deadline, so a silent caller is still queued within 12 s.
+    max_seconds: float = _checked(6.0, _positive)
+    # Longest a message may stay active.
+    max_minutes: int = _checked(720, _positive)
+    # How often serve re-reads the active messages (a new one plays within this time).
+    refresh_s: float = _checked(1.0, _positive)
+
+
+@dataclass(frozen=True)
+class IncidentsConfig:
+    """Incidents and hand-offs to agencies (telephony/incidents/, docs/incidents.md)."""
+
+    agencies_file: str = _checked("config/agencies.toml", values.path)
+    # A new call is proposed the open incidents within this distance (plus the caller's
+    # uncertainty) of its location, changed within link_window_s.
+    link_distance_m: float = _checked(3000.0, _positive)
+    link_window_s: float = _checked(21600.0, _positive)
+    # sendingSystemIdentifier of the exported incidents (EIDO).
+    system_id: str = _checked("112.jatim.telephony", values.token)
+    # Webhook deliveries: a hard timeout per attempt, then retries from first_s doubling up
+    # to max_s; the outbox is scanned every outbox_interval_s (and at once on a dispatch).
+    webhook_timeout_s: float = _checked(5.0, _positive)
+    retry_first_s: float = _checked(5.0, _positive)
+    retry_max_s: float = _checked(300.0, _positive)
+    outbox_interval_s: float = _checked(1.0, _positive)
+    # CA bundle to verify agencies' HTTPS with; empty: the system's trust store.
+    webhook_ca_file: str = _checked("", values.path)
+    # Sandbox only: lets a webhook be plain http:// to a loopback address.
+    allow_plain_http: bool = False
+
+
+@dataclass(frozen=True)
+class AMLConfig:
+    """Handset location (ETSI TS 103 625 AML / Android ELS), served by `telephony console`."""
+
+    # HTTPS at /aml/v1 (and /aml/v1/sms for an SMS gateway); 0 turns the receiver off.
+    bind: str = "127.0.0.1"
+    port: int = _checked(8113, _port_or_off)
+    # Both files, always HTTPS. Empty: scripts/run and the sandbox make a self-signed pair.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # CA whose client certificates authenticate senders (by common name); empty: Basic only.
+    client_ca_file: str = ""
+    senders_file: str = "config/aml.toml"
+    # A fix matches a call from the same number arriving up to window_before_s after it,
+    # or live / ended up to window_after_s before it; unmatched fixes leave the live view then.
+    window_before_s: float = _checked(120.0, _positive)
+    window_after_s: float = _checked(300.0, _positive)
+    # Fix times older than max_age_s or ahead by more than max_future_s are refused.
+    max_age_s: float = _checked(3600.0, _positive)
+    max_future_s: float = _checked(300.0, _positive)
+    # Per sender: messages per second, and the burst allowed above it.
+    rate_per_s: float = _checked(200.0, _positive)
+    rate_burst: int = _checked(400, _positive)
+    # A caller still in the IVR or queued moves to the fix's regency at this accuracy or better.
+    route_accuracy_m: float = _checked(500.0, _positive)
+    # The SMS gateway's POST: the form (or JSON) fields holding the text and the originator.
+    sms_text_field: str = "text"
+    sms_from_field: str = "from"
 
 
 @dataclass(frozen=True)
@@ -245,6 +315,9 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     edge: EdgeConfig = field(default_factory=EdgeConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
+    messages: MessagesConfig = field(default_factory=MessagesConfig)
+    aml: AMLConfig = field(default_factory=AMLConfig)
 
 
 def _sections() -> dict[str, type[Any]]:

@@ -57,6 +57,11 @@ class Var(StrEnum):
     CALLER_STATE = "CALLER_STATE"
     CALLBACK_ID = "CALLBACK_ID"
     CALLBACK_NUMBER = "CALLBACK_NUMBER"
+    # Set by the console (AMI Setvar) before it redirects a caller its handset fix moves.
+    AML_QUEUE = "AML_QUEUE"
+    AML_REGENCY = "AML_REGENCY"
+    AML_POSITION = "AML_POSITION"
+    AML_FIX = "AML_FIX"
 
 
 class UserEvent(StrEnum):
@@ -70,6 +75,17 @@ class UserEvent(StrEnum):
     HANDOVER = "Handover"
     RECORDING_STARTED = "RecordingStarted"
     CALLBACK_DIAL = "CallbackDial"
+    # The IVR: a major-incident message starts playing to the caller; a key cut it short.
+    MESSAGE_PLAYED = "MessagePlayed"
+    MESSAGE_SKIPPED = "MessageSkipped"
+    # Sent over AMI by the console and the CLI, not by a channel. One about a call carries the
+    # call's ids; one about no call (a login, a presence change) carries none and enters the
+    # chain with an empty linkedid.
+    CONSOLE_ACTION = "ConsoleAction"
+    # Sent by the console's AML receiver (telephony.aml.audit): a handset fix, with its call.
+    AML_FIX = "AMLFix"
+    # Sent by the dialplan (aml-112) when a handset fix moved a waiting caller: a queue hop.
+    AML_ROUTE = "AMLRoute"
 
 
 # AMI's ChannelState of an answered channel (Asterisk's AST_STATE_UP); CEL says ANSWER.

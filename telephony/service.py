@@ -32,6 +32,7 @@ from telephony.edge.stats import edge_collector
 from telephony.health import Monitor, health_component
 from telephony.location import SqlCellDatabase, SqlRouteTable, load_regions
 from telephony.location.router import LocationRouter
+from telephony.messages.live import ActiveMessages
 from telephony.operators import presence
 from telephony.operators.roster import load_roster
 from telephony.pbx.render import queues
@@ -130,10 +131,14 @@ class CallbackSweeper:
 
 
 def agi_component(
-    config: Config, router: Router, timings: CommandTimings | None = None
+    config: Config,
+    router: Router,
+    timings: CommandTimings | None = None,
+    announcements: ActiveMessages | None = None,
 ) -> FastAGIServer:
     ivr = IVR(
-        resolve_path(config.ivr.prompts_dir), router, fallback_queue=config.ivr.default_queue
+        resolve_path(config.ivr.prompts_dir), router, fallback_queue=config.ivr.default_queue,
+        announcements=announcements,
     )
     return FastAGIServer(
         config.agi.bind,
@@ -182,7 +187,8 @@ def components(config: Config) -> list[Component]:
         keepalive_s=config.ami.keepalive_s,
     )
     keeper.ami = ami
-    agi = agi_component(config, router, monitor.agi_timings)
+    messages = ActiveMessages(engine, config.messages.refresh_s)
+    agi = agi_component(config, router, monitor.agi_timings, messages)
     edge: list[Component] = []
     if config.edge.enabled:
         # Behind the edge, Kamailio asks this process whether a PIDF-LO is safe for Asterisk,
@@ -190,7 +196,7 @@ def components(config: Config) -> list[Component]:
         edge.append(validator_for(config))
         monitor.registry.register(edge_collector(config))
     return [
-        writer, sealer, keeper, ami, CallbackSweeper(config, engine), agi, *edge,
+        writer, sealer, keeper, ami, CallbackSweeper(config, engine), messages, agi, *edge,
         health_component(config, monitor, ami=ami, agi=agi, writer=writer),
     ]
 

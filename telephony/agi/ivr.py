@@ -14,6 +14,8 @@ Time budget, measured from the moment Asterisk connects (right after the answer)
 - after a key the IVR only waits for the router (at most router_timeout, 1.5 s; a few
   milliseconds in practice) and returns: the caller is queued at once and hears
   `connecting` as the first entry of the queue's waiting playlist (musiconhold_112.conf).
+- a major-incident message for the caller's area (announce.py) is one more barge-in prompt
+  right after the welcome, under the same deadline; messages.max_seconds keeps it short.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 
 import structlog
 
+from telephony.agi import announce
+from telephony.agi.announce import Announcements
 from telephony.agi.channel import Channel
 from telephony.agi.prompts import PromptSet
 from telephony.agi.router import QUEUE_NAME, PendingRoute, Router
@@ -108,6 +112,7 @@ class IVR:
         digit_timeout: float = 3.0,
         deadline: float = 10.5,
         router_timeout: float = 1.5,
+        announcements: Announcements | None = None,
     ) -> None:
         if not QUEUE_NAME.fullmatch(fallback_queue):
             raise ValueError(f"unusable fallback queue name: {fallback_queue!r}")
@@ -117,6 +122,7 @@ class IVR:
         self._digit_timeout = digit_timeout
         self._deadline = deadline
         self._router_timeout = router_timeout
+        self._announcements = announcements
 
     def __call__(self, session: Session) -> None:
         deadline = session.started + self._deadline
@@ -128,6 +134,9 @@ class IVR:
         with contextlib.suppress(_OutOfTime):
             key = self._play(session, deadline, "id", "welcome")
         call_vars = self._read_call_vars(session)
+        if not key and self._announcements is not None:
+            with contextlib.suppress(_OutOfTime):
+                key = self._announce(session, deadline, call_vars, self._announcements)
         if preset in EMERGENCY_TYPES.values():
             choice = Choice(preset, "id", "", "preset")
         else:
@@ -154,6 +163,29 @@ class IVR:
             channel=session.env.get("agi_channel", ""),
         )
         return values
+
+    def _announce(self, session: Session, deadline: float, call_vars: Mapping[str, str],
+                  source: Announcements) -> str:
+        """A major-incident message for the caller's area, once, after the welcome.
+
+        Like the welcome it listens for keys: a key cuts it short and is the caller's menu
+        choice. It is never started if it would end after the deadline; a message longer
+        than the time left for the menu leaves the menu out (the caller is queued as
+        unknown at once), which messages.max_seconds bounds.
+        """
+        found = announce.find(source, self._router, call_vars, self._fallback_queue,
+                              min(time.monotonic() + self._router_timeout, deadline))
+        if found is None:
+            return ""
+        if time.monotonic() + found.seconds > deadline:
+            raise _OutOfTime(f"message {found.message_id}")
+        announce.audit(session.channel, UserEvent.MESSAGE_PLAYED, found,
+                       Seconds=f"{found.seconds:.2f}")
+        key = session.channel.play(found.sound, ESCAPE_DIGITS)
+        if key:
+            announce.audit(session.channel, UserEvent.MESSAGE_SKIPPED, found, Digit=key)
+        log.info("ivr.message", message_id=found.message_id, skipped_with=key or None)
+        return key
 
     def _menu(self, session: Session, deadline: float, key: str) -> Choice:
         """The menu after the welcome, which ``key`` (if any) cut short."""

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from telephony.ami.frames import Frame
 from telephony.audit.times import parse_time
+from telephony.contract import AUDITED_EVENTS, UserEvent
 
 # Channel-bearing events name their channel with a prefix (DialBegin's Dest*, transfers'
 # Transferer*); the first present one is the event's call for indexing and projection.
@@ -54,6 +55,17 @@ def first_header(frame: Frame, names: tuple[str, ...]) -> str:
         if values and values[-1]:
             return values[-1]
     return ""
+
+
+def names_a_channel(frame: Frame) -> bool:
+    """Whether the audit needs the event's channel ids: every audited event, but a console
+    or CLI action about no call (a login, a presence change), which Asterisk sends for an AMI
+    UserEvent action with no Channel. The identity guard has already made sure the frame is
+    Asterisk's own, so a caller cannot forge one."""
+    if frame.event not in AUDITED_EVENTS:
+        return False
+    return not (frame.event == "UserEvent" and frame.get("Channel") is None
+                and frame.get("UserEvent") == UserEvent.CONSOLE_ACTION)
 
 
 def event_linkedid(frame: Frame) -> str:

@@ -34,12 +34,11 @@ from sqlalchemy.orm import Session
 from telephony.ami.frames import Frame
 from telephony.ami.identity import Quarantined, identity_problem
 from telephony.audit.checkpoints import CheckpointLog
-from telephony.audit.events import EventRecord, record_from_frame
+from telephony.audit.events import EventRecord, names_a_channel, record_from_frame
 from telephony.audit.limits import record_problem
 from telephony.audit.quarantine import Quarantine
 from telephony.audit.spool import Spool
 from telephony.audit.store import ProjectionCache, Tail, read_tail, write_batch
-from telephony.contract import AUDITED_EVENTS
 
 log = structlog.get_logger(__name__)
 
@@ -247,7 +246,7 @@ class AuditWriter:
         most of the writer's CPU per event."""
         record = None
         try:
-            problem = identity_problem(frame, channel_event=frame.event in AUDITED_EVENTS)
+            problem = identity_problem(frame, channel_event=names_a_channel(frame))
             if problem is None:
                 record = record_from_frame(frame, source)
                 problem = record_problem(record)

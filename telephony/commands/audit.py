@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from telephony.aml import store as aml_store
 from telephony.audit.checkpoints import checkpoint_key
 from telephony.audit.projection import Outcome
 from telephony.audit.reconcile import ReconcileReport, cel_path, reconcile
@@ -35,6 +36,7 @@ from telephony.audit.report import (
 )
 from telephony.audit.verify import verify
 from telephony.audit.views import detail_payload, detail_text, plain, row, seconds, table, when
+from telephony.commands.aml import fix_lines
 from telephony.config import Config, resolve_path
 from telephony.store import open_database
 
@@ -191,7 +193,16 @@ def calls_show(config: Config, args: argparse.Namespace) -> int:
         if detail is None:
             print(f"no call {args.linkedid}", file=sys.stderr)
             return 1
-        print(json.dumps(detail_payload(detail)) if args.json else detail_text(detail))
+        found = aml_store.fixes(engine, linkedid=args.linkedid)
+        if args.json:
+            payload = detail_payload(detail)
+            if isinstance(payload, dict):
+                payload["fixes"] = [asdict(f) for f in found]
+            print(json.dumps(payload))
+        else:
+            print(detail_text(detail))
+            if found:
+                print("handset fixes (AML):\n  " + "\n  ".join(fix_lines(found)))
     return 0
 
 

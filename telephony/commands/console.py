@@ -10,6 +10,7 @@ import sys
 from telephony.config import Config, resolve_path
 from telephony.console import accounts
 from telephony.console.accounts import AccountError, Role
+from telephony.incidents import load_agencies, tie_agency_user
 from telephony.location import load_regions
 from telephony.operators.roster import load_roster
 from telephony.store import open_database
@@ -25,8 +26,15 @@ def _add(config: Config, args: argparse.Namespace) -> int:
     role = Role(args.role)
     if role is Role.OPERATOR and not args.operator:
         raise AccountError("an operator account needs --operator ID (a roster entry)")
-    if role is Role.SUPERVISOR and args.operator:
-        raise AccountError("a supervisor sees the province: leave out --operator")
+    if role is not Role.OPERATOR and args.operator:
+        raise AccountError(f"a {role.value} is not an operator: leave out --operator")
+    if (role is Role.AGENCY) != bool(args.agency):
+        raise AccountError("--agency ID goes with --role agency, and only with it")
+    regions = load_regions(resolve_path(config.location.regions_file))
+    known = set(load_agencies(resolve_path(config.incidents.agencies_file), regions,
+                              config.incidents.allow_plain_http)) if args.agency else set()
+    if args.agency and args.agency not in known:
+        raise AccountError(f"{config.incidents.agencies_file}: no agency {args.agency!r}")
     if role is Role.OPERATOR:
         roster = load_roster(resolve_path(config.operators.file),
                              load_regions(resolve_path(config.location.regions_file)))
@@ -39,9 +47,12 @@ def _add(config: Config, args: argparse.Namespace) -> int:
     engine = open_database(config)
     try:
         user = accounts.add_user(engine, args.name, role, args.operator, password)
+        if args.agency:
+            tie_agency_user(engine, user.name, args.agency, known)
     finally:
         engine.dispose()
     tied = f", operator {user.operator_id}" if user.operator_id else ""
+    tied += f", agency {args.agency}" if args.agency else ""
     print(f"added console user {user.name} ({user.role.value}{tied})")
     return 0
 
@@ -111,6 +122,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--operator", metavar="ID", help="the roster operator (role operator)")
+    add.add_argument("--agency", metavar="ID", help="the agency (role agency; agencies.toml)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input")
     add.set_defaults(handler=_add)

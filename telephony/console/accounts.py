@@ -1,7 +1,8 @@
 """Web accounts of the console: apart from the operators' SIP passwords, hashed with argon2id.
 
-A user is an operator (tied to a roster entry, sees their regency) or a supervisor (sees the
-province). Names follow the roster's id rules so they are safe in logs and AMI headers.
+A user is an operator (tied to a roster entry, sees their regency), a supervisor (sees the
+province) or an agency user (sees the incidents handed to their agency, telephony.incidents).
+Names follow the roster's id rules so they are safe in logs and AMI headers.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class AccountError(TelephonyError):
 class Role(StrEnum):
     OPERATOR = "operator"
     SUPERVISOR = "supervisor"
+    AGENCY = "agency"
 
 
 class ConsoleUser(Base):

@@ -27,6 +27,7 @@ from telephony.console.auth import (
     for_websocket,
 )
 from telephony.console.feed import Entry
+from telephony.console.incident_api import agency_viewer, event_visible
 from telephony.console.live import Hub, can_see, viewer_for
 from telephony.console.schema import (
     CallbackDoneRequest,
@@ -85,7 +86,7 @@ def _me(request: Request, session: WebSession) -> Me:
     return Me(name=session.account.name, role=session.account.role.value,
               operator_id=op.id if op else None, regency_code=op.regency if op else None,
               regency_name=regency.name if regency else None, presence=state,
-              csrf_token=session.csrf)
+              csrf_token=session.csrf, agency_id=session.viewer.agency_id)
 
 
 @router.post("/login", response_model=Me, responses={401: {}, 429: {}})
@@ -105,6 +106,8 @@ async def login(body: LoginRequest, request: Request, response: Response) -> Me:
     throttle.succeeded(keys[0])
     op = hub.roster.get(account.operator_id or "")
     viewer = viewer_for(account.name, account.role is Role.SUPERVISOR, op, hub.regions)
+    if account.role is Role.AGENCY:
+        viewer = await run_in_threadpool(agency_viewer, hub, viewer, account.name)
     sessions: Sessions = request.app.state.sessions
     session = sessions.create(account, viewer)
     response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict",
@@ -178,6 +181,9 @@ def handover(request: Request, linkedid: LinkedId, body: HandoverRequest,
     if channel is None or card is None or card.answered_by != op.id:
         raise HTTPException(409, "only the operator talking to the caller can hand over")
     _actions(request).handover(session.account.name, linkedid, channel, body.regency_code)
+    # The call keeps its incident, which the receiving regency now sees.
+    request.app.state.incidents.follow_handover(session.account.name, linkedid,
+                                                body.regency_code)
     return Done(detail=f"handed over to {body.regency_code}")
 
 
@@ -236,6 +242,8 @@ def callback_done(request: Request, item_id: ItemId, body: CallbackDoneRequest,
 def _visible(session: WebSession, entry: Entry) -> bool:
     if entry.kind == "call":
         return can_see(session.viewer, entry.data["call"])
+    if entry.kind in ("incident", "alert"):
+        return event_visible(session.viewer, entry.kind, entry.data)
     if entry.kind == "presence":
         return session.viewer.supervisor or \
             entry.data["presence"].operator_id == session.viewer.operator_id

@@ -17,11 +17,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from telephony.config import Config
-from telephony.console import api
+from telephony.console import api, handset, incident_api, supervisor
 from telephony.console.actions import ActionRefused, Actions
 from telephony.console.auth import COOKIE, LoginThrottle, Sessions
 from telephony.console.live import Hub
 from telephony.console.schema import Status
+from telephony.console.wallboard import Wallboard
 from telephony.console.words import page_words
 
 HERE = Path(__file__).resolve().parent
@@ -43,15 +44,20 @@ def create_app(config: Config, hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_hub:
             await run_in_threadpool(hub.start)
+        worker.start()
         try:
             yield
         finally:
+            await run_in_threadpool(worker.stop)
             if manage_hub:
                 await run_in_threadpool(hub.stop)
 
     app = FastAPI(title="telephony console", version="1", lifespan=lifespan,
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
     app.state.hub = hub
+    app.state.config = config
+    app.state.templates = templates
+    app.state.wallboard = Wallboard(hub, config)
     app.state.actions = Actions(config, hub.engine, hub.ami, hub.regions, hub.roster)
     app.state.sessions = Sessions(config.console.session_hours * 3600)
     app.state.throttle = LoginThrottle(config.console.login_attempts,
@@ -80,6 +86,9 @@ def create_app(config: Config, hub: Hub, *, manage_hub: bool = True) -> FastAPI:
                             status_code=503)
 
     app.include_router(api.router)
+    worker = incident_api.install(app, config, hub)
+    app.include_router(supervisor.router)
+    app.include_router(handset.router)
     app.mount("/static/leaflet", StaticFiles(directory=leaflet.BASE_DIR), name="leaflet")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

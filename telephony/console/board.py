@@ -51,6 +51,7 @@ class LiveCall:
     confidence: str = ""
     regency_code: str = ""
     trunk: str = ""
+    channel: str = ""  # the caller's channel (a handset fix may redirect it)
     hops: list[Hop] = field(default_factory=list)
     ringing: set[str] = field(default_factory=set)
     offered: set[str] = field(default_factory=set)
@@ -168,7 +169,8 @@ class Board:
             if frame.get("Uniqueid") != linkedid or call is not None:
                 return None
             self.active[linkedid] = LiveCall(linkedid, now,
-                                             raw_number=frame.get("CallerIDNum") or "")
+                                             raw_number=frame.get("CallerIDNum") or "",
+                                             channel=frame.get("Channel") or "")
             return linkedid
         if name == "UserEvent" and frame.get("UserEvent") == "ConsoleAction":
             return self._console_action(frame, linkedid)
@@ -211,6 +213,10 @@ def _user_event(board: Board, call: LiveCall, frame: Frame, now: float) -> bool:
     elif kind == "CallQueued":
         call.emergency_type = frame.get("EmergencyType") or call.emergency_type
         call.language = frame.get("Language") or call.language
+    elif kind == "AMLRoute":
+        # The caller's handset fix moved them (telephony.aml.routing): a hop, and its why.
+        call.hops.append(Hop(frame.get("To") or "", now, "handset-location"))
+        call.regency_code = frame.get("RegencyCode") or call.regency_code
     elif kind in ("QueueOverflow", "Handover"):
         reason = "overflow" if kind == "QueueOverflow" else "handover"
         call.hops.append(Hop(frame.get("To") or "", now, reason))

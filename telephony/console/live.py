@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import Engine, text
@@ -27,6 +27,9 @@ from telephony.console.schema import Card, Location, Nuisance, Status
 from telephony.console.schema import Hop as HopModel
 from telephony.location.region import Regions
 from telephony.operators.roster import Operator, memberships
+
+if TYPE_CHECKING:
+    from telephony.console.handset import HandsetDesk
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +46,8 @@ class Viewer:
     operator_id: str | None = None
     regency_code: str | None = None
     queues: frozenset[str] = frozenset()
+    # An agency user (role agency): sees no calls, only the incidents handed to this agency.
+    agency_id: str | None = None
 
 
 def viewer_for(name: str, supervisor: bool, op: Operator | None, regions: Regions) -> Viewer:
@@ -80,6 +85,8 @@ class Hub:
                          threading.Thread(target=self._run_status, name="console-status",
                                           daemon=True)]
         self.status = Status(database=False, ami=False)
+        # Handset fixes (AML), when the receiver is on: telephony.console.handset.
+        self.handset: HandsetDesk | None = None
         self.ami = ami_factory(self._frames.put, lambda: self._frames.put(_RESYNC))
 
     # lifecycle ---------------------------------------------------------------
@@ -128,6 +135,7 @@ class Hub:
             answered_by=call.answered_by, ended_at=call.ended_at,
             classification=call.classification,  # type: ignore[arg-type]
             history=found[0] if found else None, nuisance=found[1] if found else None,
+            handset=self.handset.card_fix(call.linkedid) if self.handset else None,
         )
 
     def operator_channel(self, linkedid: str, operator_id: str) -> str | None:
@@ -160,6 +168,8 @@ class Hub:
             return
         if want_history:
             self._pool.submit(self._look_up, call.linkedid, call.number)
+            if self.handset is not None:
+                self.handset.call_numbered(call.linkedid)
         self.publish_call(call.linkedid)
 
     def classified(self, linkedid: str, category: str, note: str, user: str) -> None:

@@ -6,6 +6,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from telephony.console.incident_schema import Alert, IncidentSummary
 from telephony.console.words import CALLBACK_OUTCOMES, CATEGORIES, NOTE_MAX, PRESENCE_STATES
 from telephony.operators.presence import PAUSE_REASONS
 
@@ -63,6 +64,22 @@ class Location(BaseModel):
     cell_id: str
 
 
+class HandsetFix(BaseModel):
+    """The caller's own fix (AML/ELS), shown beside the network location, never instead."""
+
+    id: int
+    lat: float
+    lon: float
+    accuracy_m: float
+    fixed_at: float
+    received_at: float
+    method: str
+    transport: str
+    sender: str
+    number: str = ""
+    routed_to: str = ""
+
+
 class Hop(BaseModel):
     queue: str
     at: float
@@ -110,6 +127,7 @@ class Card(BaseModel):
     classification: Classification | None
     history: list[HistoryEntry] | None
     nuisance: Nuisance | None
+    handset: HandsetFix | None = None
 
 
 class Status(BaseModel):
@@ -125,10 +143,12 @@ class Presence(BaseModel):
 
 class LiveEvent(BaseModel):
     seq: int
-    kind: Literal["call", "status", "presence"]
+    kind: Literal["call", "status", "presence", "incident", "alert"]
     call: Card | None = None
     status: Status | None = None
     presence: Presence | None = None
+    incident: IncidentSummary | None = None
+    alert: Alert | None = None
 
 
 class Snapshot(BaseModel):
@@ -144,12 +164,13 @@ class Snapshot(BaseModel):
 
 class Me(BaseModel):
     name: str
-    role: Literal["operator", "supervisor"]
+    role: Literal["operator", "supervisor", "agency"]
     operator_id: str | None
     regency_code: str | None
     regency_name: str | None
     presence: Presence | None
     csrf_token: str
+    agency_id: str | None = None
 
 
 class CallbackItem(BaseModel):

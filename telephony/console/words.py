@@ -6,6 +6,7 @@ exactly one place. Bahasa Indonesia first, then English.
 
 from __future__ import annotations
 
+from telephony.contract import UserEvent
 from telephony.operators.presence import PAUSE_REASONS
 
 CATEGORIES = ("emergency", "information", "prank", "ghost", "wrong-number", "test")
@@ -14,7 +15,7 @@ NUISANCE = ("prank", "ghost")
 CALLBACK_OUTCOMES = ("reached", "no-answer", "not-needed", "wrong-number")
 PRESENCE_STATES = ("available", "paused", "logged-out")
 # The UserEvent name of every console action in the audit chain.
-AUDIT_EVENT = "ConsoleAction"
+AUDIT_EVENT = UserEvent.CONSOLE_ACTION.value
 NOTE_MAX = 200
 
 LABELS: dict[str, dict[str, str]] = {

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 import telephony.audit.models
 import telephony.callbacks.items
 import telephony.location.store
+import telephony.messages.models
 import telephony.operators.presence  # noqa: F401
 from telephony.db import Base, make_engine
 

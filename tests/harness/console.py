@@ -80,13 +80,16 @@ class ConsoleProcess:
 
 
 @contextmanager
-def running_centre(install: AsteriskInstall, root: Path,
-                   *overrides: str) -> Iterator[tuple[Sandbox, ServeProcess, ConsoleProcess]]:
-    """A sandbox with operators op3578 and op3573, serve, and the console with their logins."""
+def running_centre(install: AsteriskInstall, root: Path, *overrides: str,
+                   operators: dict[str, str] | None = None,
+                   ) -> Iterator[tuple[Sandbox, ServeProcess, ConsoleProcess]]:
+    """A sandbox with operators (op3578 and op3573 unless given: id -> regency), serve, and
+    the console with their logins."""
+    operators = operators or OPERATORS
     roster = root / "operators.toml"
     roster.write_text("".join(
         f'[[operator]]\nid = "{op}"\nregency = "{code}"\npassword = "secret-{op}"\n\n'
-        for op, code in OPERATORS.items()))
+        for op, code in operators.items()))
     box = start_sandbox(install, root, f"operators.file={roster}", "location.pidf_lo=true",
                         f"console.port={free_port()}", "operators.wrapup_s=1", *overrides)
     try:
@@ -95,7 +98,7 @@ def running_centre(install: AsteriskInstall, root: Path,
                       regions=load_regions(CONFIG / "regions.toml"))
         import_cells(engine, CONFIG / "cells.example.csv")
         engine.dispose()
-        for op in OPERATORS:
+        for op in operators:
             added = run_cli(box.config, "console", "users", "add", op, "--role", "operator",
                             "--operator", op, "--password-stdin", stdin=f"web-{op}-pass\n")
             assert added.returncode == 0, added.stderr

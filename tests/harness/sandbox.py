@@ -84,6 +84,7 @@ def sandbox_config(
             f"audit.checkpoint_path={root / 'audit-checkpoints.jsonl'}",
             f"audit.checkpoint_key_file={root / 'audit-hmac.key'}",
             f"recording.directory={root / 'recordings'}",
+            f"messages.sound_dir={root / 'messages'}",
             *overrides,
         ],
     )

@@ -221,6 +221,10 @@ def test_handover_from_the_card_moves_the_caller_to_the_other_regency_and_is_aud
              for p in payloads]
     assert ("ConsoleAction", "handover", "op3578", "reg-3573") in kinds
     assert ("Handover", None, None, "reg-3573") in kinds  # the dialplan's own, as for *8
+    # Actions about no call (the page's login) are in the chain too, under no call.
+    logins = [(p.get("Operation"), p.get("User")) for p in console_actions(
+        box, AuditEvent.linkedid == "") if p.get("UserEvent") == "ConsoleAction"]
+    assert ("login", "op3578") in logins
     verified = run_cli(box.config, "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
 

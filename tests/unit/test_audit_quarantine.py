@@ -203,3 +203,21 @@ def test_metrics_show_a_dead_or_stalled_writer(engine: Engine, tmp_path: Path) -
     time.sleep(0.3)  # the writer is idle again
     assert writer.metrics().stalled_s == 0.0
     writer.stop()
+
+
+def test_a_console_action_about_no_call_enters_the_chain(engine: Engine, tmp_path: Path) -> None:
+    # What Asterisk emits for the console's AMI UserEvent action at a login: no Channel, no ids.
+    events: queue.Queue[Frame | Quarantined] = queue.Queue()
+    writer = writer_for(engine, tmp_path, events)  # type: ignore[arg-type]
+    login = Frame([("Event", "UserEvent"), ("Privilege", "user,all"),
+                   ("UserEvent", "ConsoleAction"), ("Operation", "login"),
+                   ("User", "op3578"), ("Client", "127.0.0.1")], BASE_NS + next(_n))  # fmt: skip
+    # The same without the console's name is still a channel event missing its ids.
+    other = Frame([("Event", "UserEvent"), ("UserEvent", "CallQueued")], BASE_NS + next(_n))
+    events.put(login)
+    events.put(other)
+    writer.start()
+    writer.stop()
+    assert [(r.type, r.linkedid) for r in stored(engine)] == [("UserEvent", "")]
+    assert [e.reason for e in read(tmp_path / "quarantine.jsonl")] == ["no-identity"]
+    assert verify(engine, tmp_path / "cp.jsonl", KEY).ok

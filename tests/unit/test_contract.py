@@ -54,8 +54,11 @@ def test_every_queue_and_user_event_rendered_is_a_contract_name(tmp_path: Path) 
     assert queues and all(q.startswith(prefixes) for q in queues), queues
     dialplan = files["extensions_112.conf"]
     sent = set(re.findall(r"UserEvent\((\w+),", dialplan))
-    # The IVR sends IVRChoice itself (over AGI); the dialplan sends the others.
-    assert sent == {e.value for e in UserEvent} - {UserEvent.IVR_CHOICE}
+    # The IVR sends IVRChoice and the message events itself (over AGI), the console and the
+    # CLI AMLFix and ConsoleAction (over AMI); the dialplan sends the others.
+    ivr = {UserEvent.IVR_CHOICE, UserEvent.MESSAGE_PLAYED, UserEvent.MESSAGE_SKIPPED}
+    ami = {UserEvent.AML_FIX, UserEvent.CONSOLE_ACTION}
+    assert sent == {e.value for e in UserEvent} - ivr - ami
     assert f"!= \"{REGENCY_QUEUE}\"" in dialplan and f"={OVERFLOW_QUEUE}$" in dialplan
 
 

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -36,7 +37,7 @@ class BrokenRouter:
         raise RuntimeError("location database down")
 
 
-def ivr(router: Router | None = None, **options: float) -> IVR:
+def ivr(router: Router | None = None, **options: Any) -> IVR:
     chosen = router if router is not None else DefaultRouter(DEFAULT_QUEUE)
     return IVR(PROMPTS, chosen, fallback_queue=DEFAULT_QUEUE, **options)
 

@@ -2,6 +2,7 @@
 // the map, the caller's history, classification, handover, presence and callbacks.
 // Everything shown from the server is set with textContent: typed text stays text.
 import {drawMap, place} from "/static/map.js";
+import {showHandset} from "/static/handset.js";
 
 const settings = JSON.parse(document.body.dataset.settings);
 const words = settings.words;
@@ -162,6 +163,7 @@ function render(card, force = false) {
       button.onclick = () => { place(view.map, card.location, numberText(card)); view.shown = fix; button.hidden = true; };
     }
   }
+  showHandset(view, card);
   document.getElementById("no-call").hidden = views.size > 0;
 }
 

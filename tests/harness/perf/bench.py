@@ -29,7 +29,8 @@ from telephony import logs
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.sandbox import install_for
 from tests.harness import CHECKOUT
-from tests.harness.perf import capacity, consoles, ingest, load, results, soak
+from tests.harness.perf import (aml, capacity, consoles, incidents, ingest, load, message,
+                                results, soak)
 from tests.harness.perf.centre import Centre, Staff
 from tests.harness.perf.pinning import Pinning, bench_on, split
 from tests.harness.perf.postgres import Cluster, PostgresError
@@ -226,6 +227,19 @@ def summary(result: dict[str, Any]) -> str:
                      f"growth MB per 1000 calls {found['rss_growth_mb_per_1000_calls']}; audit "
                      f"lag p99 by tenth {[s['p99'] for s in drift['slices']]} ms, flat: "
                      f"{drift['flat']}")  # fmt: skip
+    if result.get("message"):
+        lines += message.summary_lines(result["message"])
+    aml_run = result.get("aml")
+    if aml_run:
+        card = aml_run["accepted_to_card_ms"] or {}
+        lines.append(
+            f"  aml: accepted -> card p50 {card.get('p50')} / p99 {card.get('p99')} ms "
+            f"({aml_run['sampled_fixes']} fixes, {aml_run['cards_missing']} missing; bar p99 "
+            f"<= 500 ms); flood {aml_run['flood_fixes_per_s']} fixes/s (bar >= 500) with "
+            f"INVITE->200 p99 {results.dig(aml_run, 'without_aml.invite_to_200_ms.p99')} -> "
+            f"{results.dig(aml_run, 'with_aml.invite_to_200_ms.p99')} ms, audit lag p99 "
+            f"{results.dig(aml_run, 'without_aml.audit_lag_ms.p99')} -> "
+            f"{results.dig(aml_run, 'with_aml.audit_lag_ms.p99')} ms")
     lines += [f"  {part} FAILED: {error}" for part, error in result.get("errors", {}).items()]
     lines.append("targets:")
     lines += results.target_lines(results.targets(result))
@@ -336,6 +350,12 @@ def run_part(part: str, result: dict[str, Any], install: AsteriskInstall, work: 
                                                  result["capacity_baseline"]["rate_cps"])
     elif part == "console":
         result["console"] = consoles.run(install, work, own_timings)
+    elif part == "incidents":
+        result["incidents"] = incidents.run(install, work)
+    elif part == "message":
+        result["message"] = message.run_part(install, work, profile.name, profile.staff)
+    elif part == "aml":
+        result["aml"] = aml.run(install, work, own_timings)
     else:
         result["ingest"] = ingest_runs(work, profile, postgres_url)
 
@@ -348,10 +368,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="result JSON (default: var/bench/<profile>-<time>.json)")
     parser.add_argument("--postgres", metavar="URL",
                         help="ingest into this PostgreSQL instead of a throw-away cluster")
-    parser.add_argument("--only", choices=("load", "capacity", "ingest", "console"),
+    parser.add_argument("--only", choices=("load", "capacity", "ingest", "console",
+                                         "incidents", "message", "aml"),
                         action="append",
                         help="run only these parts (repeatable; load = ours and baseline; "
-                             "console: ring to card with 50 consoles, only when asked)")
+                             "console: ring to card with 50 consoles, incidents: incident "
+                             "created to webhook delivered, message: 10 calls/s with a "
+                             "major-incident message, aml: handset fixes under a flood; "
+                             "these four only when asked)")
     parser.add_argument("--answer-ms", type=int, metavar="MS",
                         help="operators answer this long after their phone rings "
                              "(default 1000)")
@@ -394,7 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (work / "bench.log").open("a") as log_file:
         logs.configure("info", "json", stream=log_file)
         install = install_for(config_mod.load(None, env={}))
-        for part in ("load", "capacity", "ingest", "console", "soak"):
+        for part in ("load", "capacity", "ingest", "console", "soak", "incidents", "message",
+                     "aml"):
             if part not in parts:
                 continue
             try:

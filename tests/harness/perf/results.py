@@ -137,6 +137,9 @@ def targets(result: Mapping[str, Any]) -> list[Target]:
                  _number(dig(result, f"ratios.setup_{p}")), "x", 1.5)
           for p in ("p50", "p95", "p99")),
         *_issue19(result),
+        *([Target("incident_webhook_p99", "incident created to its webhook delivered p99 "
+                  "(receiver up)", _number(dig(result, "incidents.created_to_delivered_s.p99")),
+                  "s", 1.0)] if "incidents" in result else []),
     ]  # fmt: skip
 
 
