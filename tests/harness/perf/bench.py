@@ -29,8 +29,17 @@ from telephony import logs
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.sandbox import install_for
 from tests.harness import CHECKOUT
-from tests.harness.perf import (aml, capacity, consoles, incidents, ingest, load, message,
-                                results, soak)
+from tests.harness.perf import (
+    aml,
+    capacity,
+    consoles,
+    incidents,
+    ingest,
+    load,
+    message,
+    results,
+    soak,
+)
 from tests.harness.perf.centre import Centre, Staff
 from tests.harness.perf.pinning import Pinning, bench_on, split
 from tests.harness.perf.postgres import Cluster, PostgresError
