@@ -82,7 +82,9 @@ class UserEvent(StrEnum):
     # call's ids; one about no call (a login, a presence change) carries none and enters the
     # chain with an empty linkedid.
     CONSOLE_ACTION = "ConsoleAction"
-    # Sent by the console's AML receiver (telephony.aml.audit): a handset fix, with its call.
+    # Sent by the console's AML receiver (telephony.aml.audit): a handset fix, with its call's
+    # ids once matched; one that matches no call (yet), or was refused, carries none and enters
+    # the chain with an empty linkedid, as a ConsoleAction about no call does.
     AML_FIX = "AMLFix"
     # Sent by the dialplan (aml-112) when a handset fix moved a waiting caller: a queue hop.
     AML_ROUTE = "AMLRoute"

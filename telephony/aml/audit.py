@@ -3,9 +3,9 @@
 The console sends them on its AMI session and serve's writer chains them, as it does the
 console's own actions (telephony.console.actions says why). A fix matched to a call carries
 its Linkedid with the matching Uniqueid (the call's first channel), so the identity guard
-takes it. The chain takes no event without a call identity (the writer quarantines it as
-``no-identity``), so a fix received before its call is sent once it matches; a fix that
-never matches, or was refused, is in ``aml_fixes`` only (raw text and SHA-256).
+takes it. A fix no call claims when it arrives, or one refused, is sent with no ids and
+chained under no call (an empty linkedid; telephony.audit.events.names_a_channel); if a call
+claims it later, it is sent again with the call's ids.
 The raw message travels percent-encoded (one safe AMI line, no CR/LF) in parts short enough
 for Asterisk's 1 KiB header lines, with its SHA-256 so a part lost on the way shows.
 """

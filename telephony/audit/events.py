@@ -57,15 +57,21 @@ def first_header(frame: Frame, names: tuple[str, ...]) -> str:
     return ""
 
 
+# The UserEvents our own AMI clients send (not a channel's dialplan): about no call, they have
+# no Channel and no ids.
+_SENT_OVER_AMI = frozenset({UserEvent.CONSOLE_ACTION.value, UserEvent.AML_FIX.value})
+
+
 def names_a_channel(frame: Frame) -> bool:
     """Whether the audit needs the event's channel ids: every audited event, but a console
-    or CLI action about no call (a login, a presence change), which Asterisk sends for an AMI
+    or CLI action about no call (a login, a presence change, a message published) and a
+    handset fix that matches no call or was refused, which Asterisk sends for an AMI
     UserEvent action with no Channel. The identity guard has already made sure the frame is
     Asterisk's own, so a caller cannot forge one."""
     if frame.event not in AUDITED_EVENTS:
         return False
     return not (frame.event == "UserEvent" and frame.get("Channel") is None
-                and frame.get("UserEvent") == UserEvent.CONSOLE_ACTION)
+                and frame.get("UserEvent") in _SENT_OVER_AMI)
 
 
 def event_linkedid(frame: Frame) -> str:

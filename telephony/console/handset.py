@@ -5,7 +5,10 @@ The receiver (telephony.aml.receiver, in this process on its own port and thread
 every stored fix to :meth:`HandsetDesk.received`; the board thread tells it when a call's
 number is known (:meth:`call_numbered`). Both only queue work: one ``console-aml`` thread
 matches, updates the table, sends the audit UserEvent and publishes the card, so neither the
-AMI reader, the board thread nor an HTTP request waits on the database or AMI for it.
+AMI reader, the board thread nor an HTTP request waits on the database or AMI for it. A fix no
+call claims on arrival, or one refused, is chained at once under no call by a second thread
+(``console-aml-audit``), so a flood of them never delays a matched fix's card; if a call claims
+it later, it is chained again with the call's ids.
 """
 
 from __future__ import annotations
@@ -56,13 +59,19 @@ class HandsetDesk:
         self._waiting: dict[int, tuple[Stored, str]] = {}  # unmatched usable fixes and raw
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="console-aml", daemon=True)
+        self._unclaimed: queue.Queue[dict[str, str] | None] = queue.Queue()
+        self._auditor = threading.Thread(target=self._chain_unclaimed, name="console-aml-audit",
+                                         daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        self._auditor.start()
 
     def stop(self) -> None:
         self._jobs.put(None)
         self._thread.join(5)
+        self._unclaimed.put(None)
+        self._auditor.join(5)
 
     # called from other threads ------------------------------------------------
     def received(self, fix: Stored, raw: str) -> None:
@@ -110,8 +119,8 @@ class HandsetDesk:
             linkedid = call_for(fix.number, fix.received_at, self._windows(),
                                 self._config.window_before_s, self._config.window_after_s)
         if linkedid is None:
-            # Not sent to the chain yet: it takes no event without a call identity (the
-            # writer would only quarantine it, at serve's cost); it is when it matches.
+            # Chained now under no call (issue 17: matched or not, it is audit-chained).
+            self._unclaimed.put(fix_event(fix, raw))
             if not fix.rejected:
                 with self._lock:
                     self._waiting[fix.id] = (fix, raw)
@@ -206,6 +215,10 @@ class HandsetDesk:
                 del self._by_call[stale]
         log.info("console.aml_matched", fix=fix.id, linkedid=linkedid)
         return fix
+
+    def _chain_unclaimed(self) -> None:
+        while (headers := self._unclaimed.get()) is not None:
+            self._audit(headers)
 
     def _audit(self, headers: dict[str, str]) -> None:
         try:

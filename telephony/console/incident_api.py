@@ -311,14 +311,17 @@ def agencies(request: Request, session: Reader) -> list[AgencyView]:
 def install(app: FastAPI, config: Config, hub: Hub) -> Worker:
     """Build the desk and its outbox worker on the app; the lifespan starts the worker."""
     audit = app.state.actions.audit
+    wallboard = app.state.wallboard
 
     def changed(record: IncidentRecord) -> None:
+        wallboard.stale()
         hub.feed.publish("incident", {"incident": summary(record)})
 
     desk = open_desk(config, hub.engine, hub.regions, audit, changed)
 
     def alerted(handoff: OpenHandoff) -> None:
         record = desk.get(handoff.incident_id)
+        wallboard.stale()
         hub.feed.publish("alert", {"alert": Alert(
             agency_id=handoff.agency_id, agency_name=handoff.agency_name,
             regency_code=handoff.regency_code, incident_id=handoff.incident_id,
@@ -331,6 +334,7 @@ def install(app: FastAPI, config: Config, hub: Hub) -> Worker:
                                    settings.retry_max_s, settings.outbox_interval_s,
                                    settings.webhook_ca_file), alerted)
     app.state.incidents = desk
+    wallboard.incidents = desk
     app.state.incident_worker = worker
     app.state.incident_system = settings.system_id
 

@@ -3,13 +3,15 @@
 ``Wallboard.build()`` gives every registered panel's data as one JSON-ready dict. A panel is
 a function of a :class:`Context`; ``panel(name)`` registers one. The built-in panels are
 ``regencies`` (live queues and operators, from the console's board; today's counts, service
-levels and callbacks, from the audit store) and ``messages`` (each major message's effect).
-Incidents (issue 16, items 1-3) add theirs, ``incidents`` (open incidents by agency, time since
-dispatch, unacknowledged alerts), with ``@panel("incidents")`` and a renderer of the same name
-in static/wallboard.js; the page already holds its empty place.
+levels and callbacks, from the audit store), ``messages`` (each major message's effect),
+``incidents`` (open hand-offs by agency with the time since dispatch and any unacknowledged
+alert, from ``Incidents.open_by_agency``) and ``unmatched`` (handset fixes no call claimed).
+Each has a renderer of the same name in static/wallboard.js.
 
 Live figures come from memory at every call; the database figures are read at most once per
-``DB_REFRESH_S`` for all wallboards together, so many screens cost the store nothing extra.
+``DB_REFRESH_S`` for all wallboards together, so many screens cost the store nothing extra. An
+incident change or alert marks them stale (:meth:`Wallboard.stale`), so the page's refresh after
+that live event reads the hand-off as it is now.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from telephony.charts import Series, bars
 from telephony.config import Config
 from telephony.console.live import Hub, Viewer
 from telephony.console.schema import Card
+from telephony.incidents import Incidents
 from telephony.messages import store as messages
 from telephony.operators import presence
 from telephony.operators.presence import State
@@ -86,11 +89,17 @@ class Wallboard:
         self._lock = threading.Lock()
         self._read_at = 0.0
         self._stored: dict[str, Any] = {}
+        # The incident desk, once telephony.console.incident_api has built it.
+        self.incidents: Incidents | None = None
+
+    def stale(self) -> None:
+        with self._lock:
+            self._read_at = 0.0
 
     def build(self) -> dict[str, object]:
         with self._lock:
             if time.monotonic() - self._read_at >= DB_REFRESH_S or not self._stored:
-                self._stored = _read_store(self.hub, self.config)
+                self._stored = _read_store(self.hub, self.config, self.incidents)
                 self._read_at = time.monotonic()
             stored = self._stored
         context = Context(self.hub, self.config, time.time(), self.hub.cards(_SUPERVISOR),
@@ -101,7 +110,7 @@ class Wallboard:
         return hourly_chart(self.hub, self.config)
 
 
-def _read_store(hub: Hub, config: Config) -> dict[str, Any]:
+def _read_store(hub: Hub, config: Config, desk: Incidents | None) -> dict[str, Any]:
     now = datetime.now(UTC)
     start = day_start(now, local_zone(config))
     with Session(hub.engine) as session:
@@ -112,7 +121,8 @@ def _read_store(hub: Hub, config: Config) -> dict[str, Any]:
     pending = [item for item in callbacks.items(hub.engine)
                if item.status != callbacks.Status.DONE.value]
     return {"today": today, "classified": classified, "messages": recent, "heard": heard,
-            "callbacks": pending, "presence": presence.states(hub.engine)}
+            "callbacks": pending, "presence": presence.states(hub.engine),
+            "handoffs": desk.open_by_agency() if desk is not None else []}
 
 
 # regencies -------------------------------------------------------------------------------
@@ -201,6 +211,36 @@ def message_effect(ctx: Context) -> list[dict[str, object]]:
                     per_minute=round(len(recent) / RATE_WINDOW_MIN, 1))
         rows.append(data)
     return rows
+
+
+# incidents and handset fixes ------------------------------------------------------------
+@panel("incidents")
+def incidents(ctx: Context) -> list[dict[str, object]]:
+    """Open hand-offs grouped by agency; the page counts the time since dispatch itself."""
+    agencies: dict[str, dict[str, Any]] = {}
+    for h in ctx.stored["handoffs"]:
+        row = agencies.setdefault(h.agency_id, {
+            "agency_id": h.agency_id, "agency_name": h.agency_name,
+            "regency_code": h.regency_code, "alerts": 0, "handoffs": []})
+        row["alerts"] += int(h.unacknowledged_alert)
+        row["handoffs"].append({
+            "incident_id": h.incident_id, "incident_type": h.incident_type,
+            "priority": h.priority, "status": h.status,
+            "dispatched_at": h.dispatched_at.timestamp(),
+            "acknowledged_at": h.acknowledged_at.timestamp() if h.acknowledged_at else None,
+            "alert": h.unacknowledged_alert})
+    return list(agencies.values())
+
+
+@panel("unmatched")
+def unmatched_fixes(ctx: Context) -> list[dict[str, object]]:
+    """Handset fixes no call has claimed (a caller may have been cut off), newest first."""
+    desk = ctx.hub.handset
+    if desk is None:
+        return []
+    return [{"id": f.id, "number": f.number, "lat": f.lat, "lon": f.lon,
+             "accuracy_m": f.accuracy_m, "received_at": f.received_at, "sender": f.sender}
+            for f in desk.unmatched()]
 
 
 def hourly_chart(hub: Hub, config: Config) -> str:

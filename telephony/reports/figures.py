@@ -4,9 +4,8 @@
 over the calls that arrived in the regency between the local midnights (``console.timezone``)
 that bound the days. A section is a function of a :class:`Window`; ``section(name)``
 registers one. Built in: ``calls`` (by type and outcome), ``answer_times`` (the distribution),
-``nuisance`` (the console's classifications). Incidents (issue 16, items 1-3) register
-``incidents`` (by agency, with hand-off and acknowledgement times) the same way, and a table
-for it in telephony/reports/formats.py ``TABLES``.
+``nuisance`` (the console's classifications) and ``incidents`` (hand-offs by agency, with the
+hand-off and acknowledgement times). Each has its CSV rows in telephony/reports/formats.py.
 """
 
 from __future__ import annotations
@@ -17,13 +16,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session
 
 from telephony.audit import tally
 from telephony.audit.projection import Outcome
 from telephony.audit.report import NENA_TARGETS, summarize
 from telephony.config import Config
+from telephony.incidents.models import Handoff, Incident, IncidentShare
+from telephony.percentile import nearest_rank
 
 # Answer-time buckets, seconds from arrival at our switch: upper bounds, inclusive.
 BUCKETS = (5.0, 10.0, 15.0, 20.0, 30.0, 60.0)
@@ -117,3 +118,37 @@ def nuisance(window: Window) -> dict[str, object]:
                       "nuisance": k in NUISANCE} for k, n in sorted(counts.items())],
             "nuisance_share": round(sum(counts[k] for k in NUISANCE) / offered, 4)
             if offered else 0.0}
+
+
+def _times(seconds: list[float]) -> dict[str, object]:
+    ordered = sorted(seconds)
+    return {"count": len(ordered), "median_s": nearest_rank(ordered, 0.5),
+            "p90_s": nearest_rank(ordered, 0.9)}
+
+
+@section("incidents")
+def incidents_by_agency(window: Window) -> dict[str, object]:
+    """Hand-offs dispatched in the window, of incidents the regency created or was shared,
+    by agency: the hand-off time (incident created to dispatched) and the acknowledgement
+    time (dispatched to acknowledged), and how many are unacknowledged or were escalated."""
+    shared = select(IncidentShare.incident_id).where(
+        IncidentShare.regency_code == window.regency_code)
+    rows = window.session.execute(select(Handoff, Incident.created_at).join(
+        Incident, Incident.id == Handoff.incident_id).where(
+        or_(Incident.regency_code == window.regency_code, Incident.id.in_(shared)),
+        Handoff.dispatched_at >= window.since, Handoff.dispatched_at < window.until)).all()
+    agencies: dict[str, list[tuple[Handoff, datetime]]] = {}
+    for handoff, created_at in rows:
+        agencies.setdefault(handoff.agency_id, []).append((handoff, created_at))
+    result = []
+    for agency_id, handoffs in sorted(agencies.items()):
+        acked = [h for h, _ in handoffs if h.acknowledged_at is not None]
+        result.append({
+            "agency_id": agency_id, "handoffs": len(handoffs),
+            "incidents": len({h.incident_id for h, _ in handoffs}),
+            "handoff": _times([(h.dispatched_at - c).total_seconds() for h, c in handoffs]),
+            "acknowledgement": _times([(h.acknowledged_at - h.dispatched_at).total_seconds()
+                                       for h in acked if h.acknowledged_at is not None]),
+            "unacknowledged": len(handoffs) - len(acked),
+            "escalated": sum(1 for h, _ in handoffs if h.escalated_at is not None)})
+    return {"rows": result}

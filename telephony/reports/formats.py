@@ -21,7 +21,7 @@ from telephony.config import Config
 from telephony.reports.figures import build
 
 CSV_COLUMNS = ("section", "regency_code", "from", "to", "item", "outcome", "calls",
-               "share_of_offered", "target")
+               "share_of_offered", "target", "agency", "handoffs", "median_s", "p90_s")
 Rows = Callable[[dict[str, Any]], Iterable[dict[str, object]]]
 
 
@@ -45,8 +45,28 @@ def _nuisance(data: dict[str, Any]) -> Iterable[dict[str, object]]:
                "share_of_offered": r["share_of_offered"]}
 
 
+def _incidents(data: dict[str, Any]) -> Iterable[dict[str, object]]:
+    for r in data["rows"]:
+        base = {"agency": r["agency_id"]}
+        yield {**base, "item": "hand-offs", "outcome": "dispatched", "handoffs": r["handoffs"]}
+        for item, outcome, times in (
+                ("hand-off time (created to dispatched)", "dispatched", r["handoff"]),
+                ("acknowledgement time (dispatched to acknowledged)", "acknowledged",
+                 r["acknowledgement"])):
+            yield {**base, "item": item, "outcome": outcome, "handoffs": times["count"],
+                   "median_s": _seconds(times["median_s"]), "p90_s": _seconds(times["p90_s"])}
+        yield {**base, "item": "not acknowledged", "outcome": "unacknowledged",
+               "handoffs": r["unacknowledged"]}
+        yield {**base, "item": "escalated (not acknowledged in time)", "outcome": "escalated",
+               "handoffs": r["escalated"]}
+
+
+def _seconds(value: object) -> object:
+    return round(value, 1) if isinstance(value, float) else ""
+
+
 CSV_ROWS: dict[str, Rows] = {"calls": _calls, "answer_times": _answer_times,
-                             "nuisance": _nuisance}
+                             "nuisance": _nuisance, "incidents": _incidents}
 
 
 def as_json(report: dict[str, Any]) -> str:
@@ -115,8 +135,21 @@ def as_html(report: dict[str, Any], regency_name: str) -> str:
                ((r["category"], r["calls"], _pct(r["share_of_offered"]))
                 for r in nuisance["rows"])),
     ]
+    agencies = sections["incidents"]["rows"]
+    parts += [
+        "<h2>Insiden per instansi / Incidents by agency</h2>",
+        bars("Acknowledgement time by agency (median, s)", [r["agency_id"] for r in agencies],
+             [Series("median s", [r["acknowledgement"]["median_s"] or 0 for r in agencies])]),
+        _table(("agency", "hand-offs", "incidents", "hand-off median s", "hand-off p90 s",
+                "acknowledged", "ack median s", "ack p90 s", "not acknowledged", "escalated"),
+               ((r["agency_id"], r["handoffs"], r["incidents"],
+                 _seconds(r["handoff"]["median_s"]), _seconds(r["handoff"]["p90_s"]),
+                 r["acknowledgement"]["count"], _seconds(r["acknowledgement"]["median_s"]),
+                 _seconds(r["acknowledgement"]["p90_s"]), r["unacknowledged"], r["escalated"])
+                for r in agencies)),
+    ]
     for name in sections:
-        if name not in ("calls", "answer_times", "nuisance"):
+        if name not in ("calls", "answer_times", "nuisance", "incidents"):
             # A section registered later (incidents): its rows as a table until it has a view.
             rows = list(CSV_ROWS[name](sections[name]))
             parts += [f"<h2>{escape(name)}</h2>",

@@ -91,6 +91,10 @@ def test_fixes_reach_the_record_and_the_card(
                 ).status_code == 401
     metrics = requests.get(url + "/metrics", verify=str(server_cert), timeout=5).text
     assert 'result="unauthenticated"} 2' in metrics
+    # An authenticated sender's refused message: answered 200, stored and chained.
+    refused = post(url, server_cert, form(number(), 95.0, 112.75, 9), auth=("telkomsel", SECRET))
+    assert refused.status_code == 200 and "latitude-out-of-range" in refused.text, refused.text
+    refused_id = int(refused.text.split()[2])
 
     context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
     tab = context.new_page()
@@ -143,12 +147,15 @@ def test_fixes_reach_the_record_and_the_card(
     text = run_cli(box.config, "calls", "show", linkedid).stdout
     assert "handset fixes (AML)" in text and "±9 m" in text
     assert json.loads(run_cli(box.config, "aml", "list", "--unmatched", "--json").stdout) == []
-    # The chain: both fixes with the call's identity and their raw text (the early one once
-    # it matched).
-    events = {e["FixId"]: e for e in _aml_events(box)}
-    assert set(events) == {str(early_id), str(early_id + 1)}
-    assert {e["Linkedid"] for e in events.values()} == {linkedid}
-    assert all(e["Raw1"] and e["RawSha256"] for e in events.values())
+    # The chain, with the raw text: the early fix under no call when it came, then with the
+    # call's identity once it matched; the newer one with the call's; the refused one under
+    # no call.
+    events = _user_events(box, "AMLFix", 4)
+    assert sorted((int(e["FixId"]), e.get("Linkedid", "")) for e in events) == [
+        (refused_id, ""), (early_id, ""), (early_id, linkedid), (early_id + 1, linkedid)]
+    assert all(e["Raw1"] and e["RawSha256"] for e in events)
+    assert {e["Rejected"] for e in events if int(e["FixId"]) == refused_id} == {
+        "latitude-out-of-range"}
 
 
 def test_a_fix_in_kota_batu_moves_a_kab_malang_caller_ahead_of_a_later_one(
@@ -196,10 +203,6 @@ def _wait_queued(ami: AMIConnection, queue: str, count: int, timeout: float = 30
             return [e.get("Uniqueid") or "" for e in entries]
         assert time.monotonic() < deadline, f"{queue}: {len(entries)} waiting, not {count}"
         time.sleep(0.1)
-
-
-def _aml_events(box: Sandbox, timeout: float = 10.0) -> list[dict[str, str]]:
-    return _user_events(box, "AMLFix", 2, timeout)
 
 
 def _user_events(box: Sandbox, kind: str, count: int,

@@ -109,6 +109,9 @@ def centre(asterisk_install: AsteriskInstall,
         added = run_cli(box.config, "console", "users", "add", "agency-psc", "--role", "agency",
                         "--agency", "psc119-sby", "--password-stdin", stdin="web-agency-pass\n")
         assert added.returncode == 0, added.stderr
+        added = run_cli(box.config, "console", "users", "add", "spv", "--role", "supervisor",
+                        "--password-stdin", stdin="web-spv-pass\n")
+        assert added.returncode == 0, added.stderr
         held = Centre(box, console, receiver, root)
         yield held
         held.console.stop()
@@ -175,6 +178,22 @@ def test_a_live_call_becomes_an_incident_dispatched_signed_and_acknowledged_by_t
             timeout=10_000)
         placing.join(60)
         assert out["result"].ok, out["result"].output + out["result"].errors
+    # The supervisor's wallboard: both hand-offs under their agencies, the unacknowledged
+    # one flagged, each with its time since dispatch.
+    board = _context_page(browser)
+    board.goto(f"{centre.console.url}/login")
+    board.fill("#name", "spv")
+    board.fill("#password", "web-spv-pass")
+    board.click("#login-button")
+    board.wait_for_url(f"{centre.console.url}/")
+    board.goto(f"{centre.console.url}/wallboard")
+    flagged = board.locator(f"#incidents [data-agency='damkar-sby'].alert "
+                            f"li.alert[data-incident='{incident_id}']")
+    flagged.wait_for(timeout=5000)
+    assert "sejak diserahkan" in (flagged.text_content() or "")
+    board.locator(f"#incidents [data-agency='psc119-sby'] li[data-incident='{incident_id}']"
+                  ":not(.alert)").wait_for(timeout=5000)
+    shot(board, "wallboard-incidents")
     assert delivery.signed and delivery.headers["X-Telephony-Retry"] == "false"
     assert delivery.headers["X-Telephony-Attempt"] == "1" and delivery.headers["Idempotency-Key"]
     body = delivery.body

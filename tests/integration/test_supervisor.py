@@ -271,7 +271,7 @@ def test_the_report_covers_the_calls_made_and_downloads_from_the_console(
     assert table[0]["section"] == "offered" and int(table[0]["calls"]) == report["offered"]
     html = board.request.get(f"{console.url}/api/reports?regency=35.78&from={today}"
                              f"&to={today}&format=html").text()
-    assert html.count("<svg") == 3 and "<script" not in html
+    assert html.count("<svg") == 4 and "<script" not in html
 
 
 def test_a_supervisor_publishes_a_circle_message_from_the_wallboard_and_ends_it(
@@ -292,6 +292,13 @@ def test_a_supervisor_publishes_a_circle_message_from_the_wallboard_and_ends_it(
     found = next(m for m in json.loads(listed.stdout) if str(m["id"]) == message_id)
     assert found["created_by"] == "spv" and found["active"] is False
     assert found["circle"] == {"lat": -7.55, "lon": 112.69, "radius_m": 5000.0}
+    # Both are in the audit chain under no call, by the supervisor's name.
+    deadline = time.monotonic() + 10
+    wanted = {("message-publish", "spv"), ("message-expire", "spv")}
+    while not wanted <= {(p.get("Operation"), p.get("User")) for p in console_actions(
+            centre.box, AuditEvent.linkedid == "") if p.get("MessageId") == message_id}:
+        assert time.monotonic() < deadline, "the message's actions are not in the chain"
+        time.sleep(0.2)  # the writer commits in batches
 
 
 def test_message_list_and_expire(centre: Centre,

@@ -93,3 +93,26 @@ def test_the_installed_wheel_renders_checks_and_runs_asterisk(
         run(telephony, *flags, "asterisk", "down", cwd=cwd)
     stopped = run(telephony, *flags, "asterisk", "status", cwd=cwd, status=3)
     assert stopped.startswith("stopped"), stopped
+
+
+def _files(root: Path) -> set[str]:
+    found = set()
+    for folder, dirs, names in os.walk(root, followlinks=True):  # data/ holds links
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        found |= {str(Path(folder, n).relative_to(root)) for n in names
+                  if not n.endswith(".pyc")}
+    return found
+
+
+def test_the_wheel_ships_every_file_of_the_package(installed: Path, tmp_path: Path) -> None:
+    """Templates, ES modules, stylesheets, migrations and every shipped config (agencies.toml,
+    aml.toml): what the checkout has under telephony/ (data/ links followed), the wheel has."""
+    site = Path(run(installed / "bin" / "python", "-c",
+                    "import sysconfig; print(sysconfig.get_path('purelib'))",
+                    cwd=tmp_path).strip()) / "telephony"  # fmt: skip
+    shipped = _files(site)
+    assert _files(CHECKOUT / "telephony") - shipped == set()
+    for name in ("console/static/wallboard.js", "console/static/incidents.js",
+                 "console/static/handset.js", "console/templates/wallboard.html",
+                 "data/config/agencies.toml", "data/config/aml.toml"):
+        assert name in shipped, name

@@ -212,12 +212,17 @@ def test_a_console_action_about_no_call_enters_the_chain(engine: Engine, tmp_pat
     login = Frame([("Event", "UserEvent"), ("Privilege", "user,all"),
                    ("UserEvent", "ConsoleAction"), ("Operation", "login"),
                    ("User", "op3578"), ("Client", "127.0.0.1")], BASE_NS + next(_n))  # fmt: skip
+    # A handset fix no call claimed, sent by the console's AML desk the same way.
+    fix = Frame([("Event", "UserEvent"), ("UserEvent", "AMLFix"), ("FixId", "7"),
+                 ("Rejected", "")], BASE_NS + next(_n))
     # The same without the console's name is still a channel event missing its ids.
     other = Frame([("Event", "UserEvent"), ("UserEvent", "CallQueued")], BASE_NS + next(_n))
     events.put(login)
+    events.put(fix)
     events.put(other)
     writer.start()
     writer.stop()
-    assert [(r.type, r.linkedid) for r in stored(engine)] == [("UserEvent", "")]
+    assert [(r.type, r.linkedid) for r in stored(engine)] == [("UserEvent", ""),
+                                                              ("UserEvent", "")]
     assert [e.reason for e in read(tmp_path / "quarantine.jsonl")] == ["no-identity"]
     assert verify(engine, tmp_path / "cp.jsonl", KEY).ok

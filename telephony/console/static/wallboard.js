@@ -89,6 +89,41 @@ const renderers = {
       return item;
     }));
   },
+  incidents(rows) {
+    document.getElementById("no-incidents").hidden = rows.length > 0;
+    document.getElementById("incidents").replaceChildren(...rows.map((agency) => {
+      const element = document.createElement("article");
+      element.className = "agency";
+      element.dataset.agency = agency.agency_id;
+      element.classList.toggle("alert", agency.alerts > 0);
+      const title = document.createElement("h3");
+      title.textContent = `${agency.agency_name} (${agency.regency_code})`
+        + (agency.alerts ? ` · ${label("unacknowledged")}: ${agency.alerts}` : "");
+      const list = document.createElement("ul");
+      list.append(...agency.handoffs.map((h) => {
+        const item = document.createElement("li");
+        item.dataset.incident = h.incident_id;
+        item.classList.toggle("alert", h.alert);
+        item.dataset.since = h.dispatched_at;
+        item.dataset.text = `#${h.incident_id} ${label(h.incident_type)} P${h.priority} `
+          + `${label(h.status)}${h.alert ? ` ⚠ ${label("unacknowledged")}` : ""} · ${label("since-dispatch")}`;
+        return item;
+      }));
+      element.append(title, list);
+      return element;
+    }));
+  },
+  unmatched(rows) {
+    document.getElementById("no-unmatched").hidden = rows.length > 0;
+    document.getElementById("unmatched").replaceChildren(...rows.map((fix) => {
+      const item = document.createElement("li");
+      item.dataset.fix = fix.id;
+      item.dataset.since = fix.received_at;
+      item.dataset.text = `${fix.number} · ${fix.lat.toFixed(5)}, ${fix.lon.toFixed(5)} `
+        + `±${Math.round(fix.accuracy_m)} m · ${fix.sender} ·`;
+      return item;
+    }));
+  },
 };
 
 function tick() {
@@ -97,7 +132,7 @@ function tick() {
   for (const element of document.querySelectorAll(".longest")) {
     element.textContent = element.dataset.since ? fmtSeconds(t - Number(element.dataset.since)) : "-";
   }
-  for (const item of document.querySelectorAll(".operators li")) {
+  for (const item of document.querySelectorAll(".operators li, #incidents li, #unmatched li")) {
     const since = item.dataset.since;
     item.textContent = since ? `${item.dataset.text} ${fmtSeconds(t - Number(since))}` : item.dataset.text;
   }
