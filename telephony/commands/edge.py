@@ -12,10 +12,19 @@ from telephony.errors import ExitCode
 
 
 def _check(config: Config, args: argparse.Namespace) -> int:
+    if not config.edge.enabled:
+        # scripts/run reads this first word to know whether to supervise a Kamailio.
+        print("off: edge.enabled is false (direct mode: the trunks send to Asterisk)")
+        return 0
     kamailio = Kamailio(config)
     kamailio.check()
     print(f"ok: {kamailio.layout.cfg}")
     return 0
+
+
+def _run(config: Config, args: argparse.Namespace) -> int:
+    Kamailio(config).exec()
+    return 0  # not reached: exec() becomes Kamailio
 
 
 def _up(config: Config, args: argparse.Namespace) -> int:
@@ -66,6 +75,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions.add_parser("up", help="render the config and start Kamailio").set_defaults(
         handler=_up
     )
+    actions.add_parser(
+        "run", help="render the config and become Kamailio, in the foreground (supervisors)"
+    ).set_defaults(handler=_run)
     actions.add_parser("down", help="stop Kamailio").set_defaults(handler=_down)
     status = actions.add_parser("status", help="is Kamailio running, and its counters")
     status.add_argument("--json", action="store_true")

@@ -109,7 +109,7 @@ def running_centre(install: AsteriskInstall, root: Path,
             console.stop()
             service.stop()
     finally:
-        box.asterisk.stop()
+        box.stop()
 
 
 def log_in(tab: Page, console: ConsoleProcess, op: str) -> None:

@@ -1,7 +1,10 @@
 """An isolated sandbox Asterisk on free ports, for the tests, the bench and the drills.
 
 It is the product's own sandbox (`telephony asterisk up`, telephony.pbx.sandbox) with a
-configuration of its own: every port free, every file under one root directory.
+configuration of its own: every port free, every file under one root directory. As in
+production by default, the SIP edge (Kamailio) runs in front of Asterisk: the trunk's
+callers send to `sip_target`, the edge; the operators' phones to `phone_target`, Asterisk.
+With `edge.enabled=false` (direct mode) both are Asterisk.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session
 from telephony import config as config_mod
 from telephony.audit import CallLeg
 from telephony.audit.reconcile import read_cel, reconcile
+from telephony.edge.process import Kamailio
 from telephony.operators.roster import ha1
 from telephony.pbx import sandbox
 from telephony.pbx.layout import Layout
@@ -27,6 +31,10 @@ from telephony.store import open_database
 from tests.harness.net import free_port, free_udp
 
 LEAK_WAIT_S = 10.0
+# Kamailio's own address toward Asterisk (edge.inside_address's default).
+INSIDE = "127.0.0.10"
+# Direct mode: no edge, the trunk sends to Asterisk, which then must not parse PIDF-LO.
+DIRECT = ("edge.enabled=false", "location.pidf_lo=false")
 
 
 @dataclass
@@ -34,6 +42,7 @@ class Sandbox:
     config: config_mod.Config
     asterisk: Asterisk
     workdir: Path
+    edge: Kamailio | None = None
 
     @property
     def layout(self) -> Layout:
@@ -41,7 +50,23 @@ class Sandbox:
 
     @property
     def sip_target(self) -> str:
+        """Where the trunk sends: the edge, or Asterisk in direct mode."""
+        if self.edge is not None:
+            return f"{self.config.edge.bind}:{self.config.edge.port}"
+        return self.phone_target
+
+    @property
+    def phone_target(self) -> str:
+        """Where the operators' phones register: Asterisk."""
         return f"{self.config.asterisk.sip_bind}:{self.config.asterisk.sip_port}"
+
+    def stop(self) -> None:
+        """Asterisk first (a graceful stop lets calls end, through the edge), then the edge."""
+        try:
+            self.asterisk.stop()
+        finally:
+            if self.edge is not None:
+                self.edge.stop()
 
     def wait_no_channels(self, timeout: float = LEAK_WAIT_S) -> int:
         """Wait until Asterisk has no channels; return how many are left at the deadline."""
@@ -84,6 +109,12 @@ def sandbox_config(
             f"audit.checkpoint_path={root / 'audit-checkpoints.jsonl'}",
             f"audit.checkpoint_key_file={root / 'audit-hmac.key'}",
             f"recording.directory={root / 'recordings'}",
+            f"edge.runtime_dir={root / 'kamailio'}",
+            f"edge.port={free_udp()}",
+            f"edge.inside_address={INSIDE}",
+            f"edge.inside_port={free_udp(INSIDE)}",
+            f"edge.rpc_port={free_port()}",
+            f"edge.validator_port={free_port()}",
             *overrides,
         ],
     )
@@ -96,9 +127,19 @@ def start_sandbox(
     config: config_mod.Config | None = None,
     edit: Callable[[Layout], None] | None = None,
 ) -> Sandbox:
-    """Render and start a sandbox: `sandbox_config(root, *overrides)` unless `config`."""
+    """Render and start a sandbox: `sandbox_config(root, *overrides)` unless `config`; and
+    the edge in front of it unless the config says direct mode."""
     config = config or sandbox_config(root, *overrides)
-    return Sandbox(config, sandbox.start(config, install, edit=edit), root)
+    asterisk = sandbox.start(config, install, edit=edit)
+    if not config.edge.enabled:
+        return Sandbox(config, asterisk, root)
+    edge = Kamailio(config)
+    try:
+        edge.start()
+    except BaseException:
+        asterisk.stop()
+        raise
+    return Sandbox(config, asterisk, root, edge)
 
 
 def assert_audit_matches_cel(box: Sandbox) -> None:

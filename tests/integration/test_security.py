@@ -76,7 +76,7 @@ def centre(
         yield Centre(box, service, cert)
     finally:
         service.stop()
-        box.asterisk.stop()
+        box.stop()
 
 
 @pytest.fixture
@@ -203,7 +203,7 @@ def test_with_require_tls_a_phone_on_udp_registers_but_is_never_rung(secure: Cen
             Phone("127.0.0.1", user="tls1", security=Security(secure.cert)) as tls1, \
             ami(secure) as (conn, events):
         # Asterisk cannot refuse a REGISTER for its transport ...
-        udp1.register(f"sip:{box.sip_target}", "udp1", "secret-udp1")
+        udp1.register(f"sip:{box.phone_target}", "udp1", "secret-udp1")
         udp1.auto_answer(0.2)
         tls1.register(secure.tls_registrar, "tls1", "secret-tls1")
         tls1.auto_answer(0.2)

@@ -1,10 +1,12 @@
 """`scripts/bench`: the load harness. See docs/performance.md for the method.
 
-    python -m tests.harness.perf.bench [--quick] [--compare PREV.json] [--out FILE]
+    python -m tests.harness.perf.bench [--quick] [--compare PREV.json] [--out FILE] [--direct]
 
-Phases, each against a fresh sandbox: our full path (IVR over FastAGI, the service on AMI
-writing the audit); the same load against the pure-dialplan baseline; the capacity search;
-the audit ingest flood on SQLite and PostgreSQL. Every phase is bounded by SIPp's own
+Phases, each against a fresh sandbox, with the SIP edge (Kamailio) in front as by default
+(--direct: the trunk calls Asterisk itself): our full path (IVR over FastAGI, the service on
+AMI writing the audit); the same load against the pure-dialplan baseline; the capacity
+search; the edge's cost (INVITE->200 with and without it, in one centre); the audit ingest
+flood on SQLite and PostgreSQL. Every phase is bounded by SIPp's own
 -timeout and by the profile's sizes, so a run always ends by itself.
 """
 
@@ -28,7 +30,7 @@ from telephony import logs
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.sandbox import install_for
 from tests.harness import CHECKOUT
-from tests.harness.perf import capacity, consoles, ingest, load, results
+from tests.harness.perf import capacity, consoles, edge, ingest, load, results
 from tests.harness.perf.centre import Centre, Staff
 from tests.harness.perf.postgres import Cluster, PostgresError
 from tests.harness.perf.stats import summarize
@@ -43,6 +45,8 @@ class Profile:
     load: load.Load
     search: capacity.Search
     ingest_calls: int
+    edge_calls: int
+    direct: bool = False
 
 
 QUICK = Profile(
@@ -52,6 +56,7 @@ QUICK = Profile(
     capacity.Search(start_cps=4, window_s=8, hold_s=6, key_share=1.0, max_cps=64,
                     resolution_cps=2, max_steps=4),
     ingest_calls=1000,
+    edge_calls=100,
 )  # fmt: skip
 FULL = Profile(
     "full",
@@ -60,6 +65,7 @@ FULL = Profile(
     capacity.Search(start_cps=5, window_s=60, hold_s=20, key_share=0.5, max_cps=80,
                     resolution_cps=1, max_steps=7),
     ingest_calls=5000,
+    edge_calls=300,
 )  # fmt: skip
 
 
@@ -90,7 +96,7 @@ def own_timings(path: Path) -> dict[str, Any]:
 
 
 def ours(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str, Any]:
-    with Centre(install, work / "ours", profile.staff) as centre:
+    with Centre(install, work / "ours", profile.staff, direct=profile.direct) as centre:
         probe = work / "ours" / "probe.json"
         service = centre.serve("serve", probe_out=probe).ready()
         phase = load.run(centre, profile.load, work, "ours-load")
@@ -103,7 +109,8 @@ def ours(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str, An
 
 
 def baseline(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str, Any]:
-    with Centre(install, work / "baseline", profile.staff, baseline=True) as centre:
+    with Centre(install, work / "baseline", profile.staff, baseline=True,
+                direct=profile.direct) as centre:
         phase = load.run(centre, profile.load, work, "baseline-load")
         measured = phase.as_dict()
         measured["channels_left"] = wait_idle(centre)
@@ -112,7 +119,7 @@ def baseline(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str
 
 def capacity_search(install: AsteriskInstall, work: Path, profile: Profile) -> dict[str, Any]:
     search = profile.search
-    with Centre(install, work / "capacity", profile.staff) as centre:
+    with Centre(install, work / "capacity", profile.staff, direct=profile.direct) as centre:
         centre.serve("serve").ready()
 
         def trial(rate: float) -> capacity.Trial:
@@ -162,6 +169,7 @@ def conditions(profile: Profile) -> dict[str, Any]:
         "load": profile.load.as_dict(),
         "audit_database": "sqlite (file in the run's directory)",
         "network": "loopback; trunk 127.0.0.2, operators 127.0.0.1",
+        "edge": "direct (no edge)" if profile.direct else "Kamailio in front of Asterisk",
     }
 
 
@@ -191,6 +199,14 @@ def summary(result: dict[str, Any]) -> str:
         else:
             lines.append(f"  ingest {name}: {run['events_per_s']} events/s, {run['events']} "
                          f"events, lost {run['lost']}, chain verified {run['verified']}")
+    cost = result.get("edge") or {}
+    if cost.get("edge_ms") and cost.get("direct_ms"):
+        e, d, r = cost["edge_ms"], cost["direct_ms"], cost["ratios"]
+        lines.append(
+            f"  edge: INVITE->200 ms p50/p95 {e['p50']:.3g}/{e['p95']:.3g} through Kamailio, "
+            f"{d['p50']:.3g}/{d['p95']:.3g} without (x{r['p50']}/x{r['p95']}); Kamailio CPU "
+            f"{cost['kamailio_cpu_ms_per_call']} ms per call; {cost['calls_each']} calls each"
+        )
     lines += [f"  {part} FAILED: {error}" for part, error in result.get("errors", {}).items()]
     lines.append("targets:")
     lines += results.target_lines(results.targets(result))
@@ -248,6 +264,8 @@ def run_part(part: str, result: dict[str, Any], install: AsteriskInstall, work: 
         result["ratios"] = ratios(result["phases"]["ours"], result["phases"]["baseline"])
     elif part == "capacity":
         result["capacity"] = capacity_search(install, work, profile)
+    elif part == "edge":
+        result["edge"] = edge.run(install, work, profile.edge_calls)
     elif part == "console":
         result["console"] = consoles.run(install, work, own_timings)
     else:
@@ -262,7 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="result JSON (default: var/bench/<profile>-<time>.json)")
     parser.add_argument("--postgres", metavar="URL",
                         help="ingest into this PostgreSQL instead of a throw-away cluster")
-    parser.add_argument("--only", choices=("load", "capacity", "ingest", "console"),
+    parser.add_argument("--direct", action="store_true",
+                        help="no SIP edge: the trunk's callers send to Asterisk itself")
+    parser.add_argument("--only", choices=("load", "capacity", "edge", "ingest", "console"),
                         action="append",
                         help="run only these parts (repeatable; load = ours and baseline; "
                              "console: ring to card with 50 consoles, only when asked)")
@@ -272,13 +292,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the run's work directory")
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
+    if args.direct:
+        profile = replace(profile, direct=True)
     if args.answer_ms is not None:
         profile = replace(profile, staff=replace(profile.staff, answer_ms=args.answer_ms))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or CHECKOUT / "var" / "bench" / f"{profile.name}-{stamp}.json"
     work = CHECKOUT / "var" / "bench" / "work" / stamp
     work.mkdir(parents=True, exist_ok=True)
-    parts = set(args.only or ("load", "capacity", "ingest"))
+    # The edge's own cost needs the edge: a --direct run leaves it out.
+    parts = set(args.only or ("load", "capacity", "ingest", *(() if args.direct else ("edge",))))
     started = time.monotonic()
     result: dict[str, Any] = {
         "schema": results.SCHEMA,
@@ -299,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (work / "bench.log").open("a") as log_file:
         logs.configure("info", "json", stream=log_file)
         install = install_for(config_mod.load(None, env={}))
-        for part in ("load", "capacity", "ingest", "console"):
+        for part in ("load", "capacity", "edge", "ingest", "console"):
             if part not in parts:
                 continue
             try:

@@ -136,6 +136,9 @@ def targets(result: Mapping[str, Any]) -> list[Target]:
         *(Target(f"setup_ratio_{p}", f"session request delay {p} within 1.5x the baseline",
                  _number(dig(result, f"ratios.setup_{p}")), "x", 1.5)
           for p in ("p50", "p95", "p99")),
+        *(Target(f"edge_ratio_{p}", f"INVITE->200 {p} through the edge within 1.1x without it",
+                 _number(dig(result, f"edge.ratios.{p}")), "x", 1.1)
+          for p in ("p50", "p95")),
     ]  # fmt: skip
 
 
