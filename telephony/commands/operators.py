@@ -117,15 +117,20 @@ def _apply(config: Config, engine: Engine) -> int:
     return 0
 
 
+def _phone_tls_port(config: Config) -> int:
+    edge = config.edge
+    return edge.phone_tls_port if edge.phones_via_edge else config.asterisk.tls_port
+
+
 def _require_tls_phone(config: Config, op: Operator) -> None:
     """With operators.require_tls Asterisk never rings a phone that is not on TLS: an
     operator without one must not look available while callers wait."""
     with ami_session(config) as ami:
-        if presence.tls_contacts(ami, op):
+        if presence.tls_contacts(ami, op, config.edge.phones_via_edge):
             return
     raise InsecurePhone(
         f"{op.id} has no phone registered over TLS, and operators.require_tls is on: "
-        f"register the softphone with transport TLS (port {config.asterisk.tls_port}) "
+        f"register the softphone with transport TLS (port {_phone_tls_port(config)}) "
         "and SRTP, then log in again"
     )
 

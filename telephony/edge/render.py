@@ -16,6 +16,7 @@ import jinja2
 
 from telephony.config import Config, resolve_path
 from telephony.contract import SOURCE_HEADER, TRUNK_HEADER
+from telephony.edge import phones
 from telephony.edge.pidf import PATH as VALIDATOR_PATH
 from telephony.errors import TelephonyError
 from telephony.pbx.render import host_port
@@ -61,6 +62,15 @@ class EdgeLayout:
         return self.root / "trunks.address"
 
     @property
+    def db(self) -> Path:
+        """db_text's directory: the registrar's subscriber table (HA1 digests)."""
+        return self.root / "db"
+
+    @property
+    def subscribers(self) -> Path:
+        return self.db / phones.TABLE
+
+    @property
     def pidfile(self) -> Path:
         return self.run / "kamailio.pid"
 
@@ -94,6 +104,12 @@ def _check(config: Config) -> None:
         raise EdgeError(
             f"edge.bind:edge.port = {edge.bind}:{edge.port} is Asterisk's SIP address too"
         )
+    if edge.phones_via_edge:
+        ports = [edge.port, edge.phone_port] + ([edge.phone_tls_port] if ast.tls_port else [])
+        if len(set(ports)) != len(ports):
+            raise EdgeError(
+                f"edge.port, edge.phone_port and edge.phone_tls_port must differ: {ports}"
+            )
 
 
 def render(config: Config, layout: EdgeLayout) -> dict[Path, str]:
@@ -117,14 +133,21 @@ def render(config: Config, layout: EdgeLayout) -> dict[Path, str]:
         "trunk_header": TRUNK_HEADER,
         "source_header": SOURCE_HEADER,
         "validator_path": VALIDATOR_PATH,
+        "phones": phones.template_values(config, layout.db),
     }
     cfg = env.get_template("kamailio.cfg").render(values)
     # Kamailio wants #!KAMAILIO on the first line, so the marker goes second.
     first, _, rest = cfg.partition("\n")
-    return {layout.cfg: f"{first}\n{MARKER}\n{rest}", layout.addresses: address_file(trunks)}
+    files = {layout.cfg: f"{first}\n{MARKER}\n{rest}", layout.addresses: address_file(trunks)}
+    if values["phones"] is not None:
+        files[layout.subscribers] = phones.subscriber_table(phones.operators(config))
+    return files
 
 
 def write(config: Config, layout: EdgeLayout) -> None:
     layout.run.mkdir(parents=True, exist_ok=True)
+    layout.db.mkdir(mode=0o700, exist_ok=True)
     for path, text in render(config, layout).items():
+        # The subscriber table holds HA1 digests: readable by Kamailio's user only.
+        path.touch(mode=0o600 if path == layout.subscribers else 0o644)
         path.write_text(text)
