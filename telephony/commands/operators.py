@@ -21,6 +21,7 @@ from telephony.callbacks import items as callbacks
 from telephony.callbacks.dial import originate_callback
 from telephony.config import Config, resolve_path
 from telephony.control import ControlError, ami_session
+from telephony.edge.render import layout_for, write_subscribers
 from telephony.errors import ExitCode
 from telephony.location.region import Regions, load_regions
 from telephony.operators import presence
@@ -66,7 +67,11 @@ def apply_command(args: argparse.Namespace) -> str:
 
 def _reload_pjsip(config: Config, args: argparse.Namespace) -> None:
     """In the sandbox: re-render it and reload PJSIP only (registrations and calls carry
-    on). Elsewhere the roster reaches Asterisk through `deploy apply`: say exactly that."""
+    on). Elsewhere the roster reaches Asterisk through `deploy apply`: say exactly that.
+    Phones registering at the edge: its credentials table, which Kamailio reads again."""
+    if config.edge.phones_via_edge:
+        write_subscribers(config, layout_for(config))
+        print("edge: phones' credentials rewritten (Kamailio reads them at the next REGISTER)")
     asterisk = sandbox.attach(config)
     if asterisk.pid() is None:
         print("the sandbox Asterisk is not running (`telephony asterisk up` renders the change);"

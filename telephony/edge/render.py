@@ -146,8 +146,25 @@ def render(config: Config, layout: EdgeLayout) -> dict[Path, str]:
 
 def write(config: Config, layout: EdgeLayout) -> None:
     layout.run.mkdir(parents=True, exist_ok=True)
-    layout.db.mkdir(mode=0o700, exist_ok=True)
     for path, text in render(config, layout).items():
-        # The subscriber table holds HA1 digests: readable by Kamailio's user only.
-        path.touch(mode=0o600 if path == layout.subscribers else 0o644)
-        path.write_text(text)
+        if path == layout.subscribers:
+            _write_subscribers(layout, text)
+        else:
+            path.write_text(text)
+
+
+def write_subscribers(config: Config, layout: EdgeLayout) -> None:
+    """The registrar's credentials only, after `operators add/remove`: a running Kamailio
+    reads the table again when its file changes (db_text's non-caching mode)."""
+    if config.edge.phones_via_edge:
+        _write_subscribers(layout, phones.subscriber_table(phones.operators(config)))
+
+
+def _write_subscribers(layout: EdgeLayout, text: str) -> None:
+    # HA1 digests: readable by Kamailio's user only; replaced whole, never read half-written.
+    layout.db.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = layout.subscribers.with_name(f".{phones.TABLE}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.touch(mode=0o600)
+    tmp.write_text(text)
+    tmp.replace(layout.subscribers)

@@ -57,11 +57,9 @@ class Centre:
         return Phone("127.0.0.1", user=user, security=Security(self.cert))
 
 
-@pytest.fixture(scope="module")
-def centre(
-    asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Centre]:
-    root = tmp_path_factory.mktemp("phones")
+def start_centre(install: AsteriskInstall, root: Path, *overrides: str) -> Centre:
+    """An edge with TLS for phones (a self-signed certificate made here) and our roster."""
+    root.mkdir(parents=True, exist_ok=True)
     cert, key = make_certificate(root)
     roster = root / "operators.toml"
     roster.write_text("".join(
@@ -69,15 +67,24 @@ def centre(
         for op in OPERATORS
     ))
     edge = start_edge(
-        asterisk_install, root, f"operators.file={roster}", "operators.wrapup_s=1",
+        install, root, f"operators.file={roster}", "operators.wrapup_s=1",
         f"asterisk.tls_port={free_port()}", f"asterisk.tls_cert_file={cert}",
-        f"asterisk.tls_key_file={key}", "operators.require_tls=true",
-        f"edge.phone_port={free_port(socket.SOCK_DGRAM)}", f"edge.phone_tls_port={free_port()}",
+        f"asterisk.tls_key_file={key}", f"edge.phone_port={free_port(socket.SOCK_DGRAM)}",
+        f"edge.phone_tls_port={free_port()}", *overrides,
     )
+    return Centre(edge, cert)
+
+
+@pytest.fixture(scope="module")
+def centre(
+    asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Centre]:
+    found = start_centre(asterisk_install, tmp_path_factory.mktemp("phones"),
+                         "operators.require_tls=true")
     try:
-        yield Centre(edge, cert)
+        yield found
     finally:
-        stop_edge(edge)
+        stop_edge(found.edge)
 
 
 @pytest.fixture
@@ -256,3 +263,29 @@ def test_a_phones_own_call_is_authenticated_by_asterisk_and_cannot_pose_as_a_tru
     # Challenged by Asterisk (401) through the edge, then answered with credentials.
     assert len(invites) == 2 and all(p.startswith("127.0.0.10:") for p in invites), lines
     assert any(line.startswith("SIP/2.0 401") for _, line in lines), lines
+
+
+def test_before_require_tls_a_udp_phone_is_rung_through_the_edge_without_srtp_keys(
+    asterisk_install: AsteriskInstall, tmp_path: Path
+) -> None:
+    """TLS on but not required (the migration state): Asterisk offers SDES to every phone,
+    and the edge takes the keys out of an offer that would leave it over UDP."""
+    centre = start_centre(asterisk_install, tmp_path / "open")
+    box = centre.edge.box
+    try:
+        with Phone("127.0.0.1", user="udp1") as udp1:
+            udp1.register(centre.udp_registrar, "udp1", "secret-udp1")
+            udp1.auto_answer(0.2)
+            wait_contact(box, "udp1", "Avail")
+            cli(centre, "operators", "login", "udp1")
+            placing, outcome = call_in_background(centre, hold_ms=2000)
+            incoming = udp1.wait_incoming(20)
+            incoming.wait_confirmed(5)
+            assert (incoming.header("via") or "").startswith("SIP/2.0/UDP 127.0.0.1:")
+            assert "a=crypto:" not in incoming.invite and " RTP/AVP " in incoming.invite
+            placing.join(30)
+            incoming.wait_disconnected(10)
+        assert outcome and outcome[0].ok, outcome[0].output + outcome[0].errors
+        assert box.wait_no_channels() == 0
+    finally:
+        stop_edge(centre.edge)
