@@ -46,3 +46,13 @@ def template_values(config: Config, db_dir: Path) -> dict[str, object] | None:
         "require_tls": config.operators.require_tls,
         "counters": COUNTERS,
     }
+
+
+def registrar_uris(config: Config) -> str:
+    """Where phones register at the edge, as `asterisk up` prints it."""
+    edge = config.edge
+    tls = f"sip:{edge.bind}:{edge.phone_tls_port};transport=tls (TLS, SRTP, at the edge)"
+    if config.operators.require_tls:
+        return tls
+    udp = f"sip:{edge.bind}:{edge.phone_port} (UDP, at the edge)"
+    return f"{udp} or {tls}" if config.asterisk.tls_port else udp

@@ -110,6 +110,10 @@ def _check(config: Config) -> None:
             raise EdgeError(
                 f"edge.port, edge.phone_port and edge.phone_tls_port must differ: {ports}"
             )
+        if edge.bind == ast.sip_bind and {ast.sip_port, ast.tls_port} & set(ports[1:]):
+            raise EdgeError(
+                f"edge.phone_port / edge.phone_tls_port on {edge.bind} are Asterisk's SIP ports"
+            )
 
 
 def render(config: Config, layout: EdgeLayout) -> dict[Path, str]:

@@ -38,6 +38,8 @@ from tests.integration.test_security import (
 pytestmark = pytest.mark.asterisk
 
 OPERATORS = ("tls1", "udp1")
+# Loopback, so that nothing leaves the host even if the edge sent there; nothing listens.
+NOWHERE = "127.0.0.99:5999"
 
 
 @dataclass
@@ -265,16 +267,18 @@ def test_a_phones_own_call_is_authenticated_by_asterisk_and_cannot_pose_as_a_tru
     assert any(line.startswith("SIP/2.0 401") for _, line in lines), lines
 
 
-def test_before_require_tls_a_udp_phone_is_rung_through_the_edge_without_srtp_keys(
+def test_before_require_tls_a_udp_phone_behind_nat_is_rung_without_srtp_keys(
     asterisk_install: AsteriskInstall, tmp_path: Path
 ) -> None:
     """TLS on but not required (the migration state): Asterisk offers SDES to every phone,
-    and the edge takes the keys out of an offer that would leave it over UDP."""
+    and the edge takes the keys out of an offer that would leave it over UDP. The phone
+    writes a Contact where nothing listens (NAT): the edge reaches it where it really is."""
     centre = start_centre(asterisk_install, tmp_path / "open")
     box = centre.edge.box
     try:
         with Phone("127.0.0.1", user="udp1") as udp1:
-            udp1.register(centre.udp_registrar, "udp1", "secret-udp1")
+            udp1.register(centre.udp_registrar, "udp1", "secret-udp1",
+                          contact=f"<sip:udp1@{NOWHERE}>")
             udp1.auto_answer(0.2)
             wait_contact(box, "udp1", "Avail")
             cli(centre, "operators", "login", "udp1")
@@ -283,8 +287,13 @@ def test_before_require_tls_a_udp_phone_is_rung_through_the_edge_without_srtp_ke
             incoming.wait_confirmed(5)
             assert (incoming.header("via") or "").startswith("SIP/2.0/UDP 127.0.0.1:")
             assert "a=crypto:" not in incoming.invite and " RTP/AVP " in incoming.invite
+            assert incoming.request_uri == f"sip:udp1@{NOWHERE}", incoming.request_uri
             placing.join(30)
+            # The caller's hang-up reaches the phone too. Asterisk's requests in the dialog
+            # carry the alias the edge added to the phone's Contact (where it really is).
             incoming.wait_disconnected(10)
+            byes = [line for _, _, line in history(centre.edge) if line.startswith("BYE sip:udp1@")]
+            assert byes and ";alias=127.0.0.1~" in byes[0], byes
         assert outcome and outcome[0].ok, outcome[0].output + outcome[0].errors
         assert box.wait_no_channels() == 0
     finally:
