@@ -58,12 +58,14 @@ class Edge:
 HOSTILE = "uac_hostile.xml"
 
 
-_ENTRY = re.compile(r"^(\d{5}) \d+ \* (?:<==|==>) (\S+)\s+(.*)$", re.MULTILINE)
+_ENTRY = re.compile(r"^(\d{5}) \d+ \* (<==|==>) (\S+)\s+(.*)$", re.MULTILINE)
 
 
 def history(edge: Edge) -> list[tuple[int, str, str]]:
-    """Asterisk's pjsip history: (number, peer address, first line) of every SIP message."""
-    return [(int(n), peer, line) for n, peer, line in _ENTRY.findall(edge.asterisk_history())]
+    """Asterisk's pjsip history: (number, peer address, first line) of every SIP message,
+    but for Asterisk's own qualify OPTIONS (to the operators' phones, through the edge)."""
+    return [(int(n), peer, line) for n, way, peer, line in _ENTRY.findall(edge.asterisk_history())
+            if not (way == "==>" and line.startswith("OPTIONS "))]
 
 
 def hostile(edge: Edge, source: str = "127.0.0.2", **keys: str) -> tuple[bool, str]:
@@ -91,6 +93,8 @@ def start_edge(install: AsteriskInstall, root: Path, *overrides: str) -> Edge:
         f"edge.inside_port={free_port(socket.SOCK_DGRAM, INSIDE)}",
         f"edge.rpc_port={free_port()}",
         f"edge.validator_port={free_port()}",
+        f"edge.phone_port={free_port(socket.SOCK_DGRAM)}",
+        f"edge.phone_tls_port={free_port()}",
         *overrides,
     )  # fmt: skip
     kamailio = Kamailio(box.config, EdgeLayout(root / "kamailio"))

@@ -9,7 +9,6 @@ a cell waits in the province queue where both are members.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -71,8 +70,7 @@ def start_centre(install: AsteriskInstall, root: Path, *overrides: str) -> Centr
     edge = start_edge(
         install, root, f"operators.file={roster}", "operators.wrapup_s=1",
         f"asterisk.tls_port={free_port()}", f"asterisk.tls_cert_file={cert}",
-        f"asterisk.tls_key_file={key}", f"edge.phone_port={free_port(socket.SOCK_DGRAM)}",
-        f"edge.phone_tls_port={free_port()}", *overrides,
+        f"asterisk.tls_key_file={key}", *overrides,
     )
     return Centre(edge, cert)
 
