@@ -25,6 +25,7 @@ from telephony.commands import location as location_commands
 from telephony.commands import operators as operator_commands
 from telephony.commands import test_call as test_call_commands
 from telephony.config import resolve_path
+from telephony.edge.phones import registrar_uris
 from telephony.errors import ExitCode, TelephonyError
 from telephony.location import load_regions
 from telephony.operators.roster import load_roster
@@ -51,6 +52,8 @@ def _asterisk_up(config: config_mod.Config, args: argparse.Namespace) -> int:
     udp = f"sip:{a.sip_bind}:{a.sip_port} (UDP)"
     tls = f"sip:{a.sip_bind}:{a.tls_port};transport=tls (TLS, SRTP)"
     phones = tls if config.operators.require_tls else f"{udp} or {tls}" if a.tls_port else udp
+    if config.edge.phones_via_edge:
+        phones = registrar_uris(config)
     ami = f"{a.ami_bind}:{a.ami_tls_port} (TLS)" if a.ami_tls_port else f"{a.ami_bind}:{a.ami_port}"
     # Behind the edge the network points its trunk at Kamailio, which scripts/run starts.
     edge = config.edge

@@ -212,6 +212,17 @@ class EdgeConfig:
     block_s: int = _checked(300, _positive)
     # INVITEs per second one trunk address may send before the excess gets 503.
     trunk_rate: int = _checked(200, _positive)
+    # Operators' phones register to Kamailio, which Asterisk reaches them through (on when
+    # the edge is); off: phones register at Asterisk as in direct mode.
+    registrar: bool = True
+    # Where phones register, on edge.bind: UDP, and TLS when asterisk.tls_port is set (the
+    # phones' certificate, asterisk.tls_cert_file, then serves here).
+    phone_port: int = _checked(5070, _port)
+    phone_tls_port: int = _checked(5071, _port)
+
+    @property
+    def phones_via_edge(self) -> bool:
+        return self.enabled and self.registrar
 
 
 @dataclass(frozen=True)
@@ -393,6 +404,14 @@ def _check_transport_security(config: Config) -> None:
         raise ConfigError(
             "operators.require_tls = true needs the TLS transport: set asterisk.tls_port, "
             "asterisk.tls_cert_file and asterisk.tls_key_file"
+        )
+    edge = config.edge
+    if edge.phones_via_edge and ast.tls_port and not (
+            is_loopback(edge.inside_address) and is_loopback(ast.sip_bind)):
+        raise ConfigError(
+            "edge.registrar with asterisk.tls_port: the phones' SRTP keys (SDES) cross the "
+            "edge-to-Asterisk link in clear, so edge.inside_address and asterisk.sip_bind "
+            "must be loopback addresses (one host), or set edge.registrar = false"
         )
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from telephony.config import Config
+from telephony.edge.phones import registrar_uris
 from telephony.edge.process import Kamailio
 from telephony.edge.render import EdgeError
 from telephony.errors import ExitCode
@@ -37,6 +38,8 @@ def _up(config: Config, args: argparse.Namespace) -> int:
         f"{config.asterisk.sip_bind}:{config.asterisk.sip_port} from {edge.inside_address}\n"
         f"  JSON-RPC http://127.0.0.1:{edge.rpc_port}/RPC; log {kamailio.layout.log}"
     )
+    if edge.phones_via_edge:
+        print(f"  Operators' softphones: register to {registrar_uris(config)}")
     if not edge.enabled:
         print("  Note: edge.enabled is false, so Asterisk still identifies trunks by address "
               "and refuses the edge's calls; set it and re-render Asterisk's config.")

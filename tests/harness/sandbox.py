@@ -57,7 +57,9 @@ class Sandbox:
 
     @property
     def phone_target(self) -> str:
-        """Where the operators' phones register: Asterisk."""
+        """Where the operators' phones register: the edge's phone port, or Asterisk."""
+        if self.edge is not None and self.config.edge.phones_via_edge:
+            return f"{self.config.edge.bind}:{self.config.edge.phone_port}"
         return f"{self.config.asterisk.sip_bind}:{self.config.asterisk.sip_port}"
 
     def stop(self) -> None:
@@ -115,6 +117,8 @@ def sandbox_config(
             f"edge.inside_port={free_udp(INSIDE)}",
             f"edge.rpc_port={free_port()}",
             f"edge.validator_port={free_port()}",
+            f"edge.phone_port={free_udp()}",
+            f"edge.phone_tls_port={free_port()}",
             *overrides,
         ],
     )

@@ -216,7 +216,7 @@ def test_with_require_tls_a_phone_on_udp_registers_but_is_never_rung(secure: Cen
                              Timeout="5000", timeout=15)
         # Even in the queues (as a restore from an older database would put it), udp1 is
         # unavailable to Asterisk, and a waiting caller is never offered to it.
-        force_available(secure, "udp1")
+        force_available(box, "udp1")
         status = conn.send_list_action("QueueStatus", Queue="prov-35").events
         member = next(e for e in status if e.event == "QueueMember" and is_member("udp1")(e))
         assert member.get("Status") == UNAVAILABLE
@@ -236,10 +236,10 @@ def test_with_require_tls_a_phone_on_udp_registers_but_is_never_rung(secure: Cen
     assert outcome and outcome[0].ok, (outcome[0].output + outcome[0].errors) if outcome else ""
 
 
-def force_available(centre: Centre, op: str) -> None:
+def force_available(box: Sandbox, op: str) -> None:
     """Mark `op` available in the database and restore, as `telephony serve` does on every
     AMI connection; this bypasses the login check on purpose."""
-    config = centre.box.config
+    config = box.config
     engine = open_database(config)
     try:
         presence.set_state(engine, op, presence.State.AVAILABLE)

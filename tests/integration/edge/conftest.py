@@ -55,12 +55,14 @@ class Edge:
 HOSTILE = "uac_hostile.xml"
 
 
-_ENTRY = re.compile(r"^(\d{5}) \d+ \* (?:<==|==>) (\S+)\s+(.*)$", re.MULTILINE)
+_ENTRY = re.compile(r"^(\d{5}) \d+ \* (<==|==>) (\S+)\s+(.*)$", re.MULTILINE)
 
 
 def history(edge: Edge) -> list[tuple[int, str, str]]:
-    """Asterisk's pjsip history: (number, peer address, first line) of every SIP message."""
-    return [(int(n), peer, line) for n, peer, line in _ENTRY.findall(edge.asterisk_history())]
+    """Asterisk's pjsip history: (number, peer address, first line) of every SIP message,
+    but for Asterisk's own qualify OPTIONS (to the operators' phones, through the edge)."""
+    return [(int(n), peer, line) for n, way, peer, line in _ENTRY.findall(edge.asterisk_history())
+            if not (way == "==>" and line.startswith("OPTIONS "))]
 
 
 def hostile(edge: Edge, source: str = "127.0.0.2", **keys: str) -> tuple[bool, str]:
