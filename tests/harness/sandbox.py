@@ -3,8 +3,10 @@
 It is the product's own sandbox (`telephony asterisk up`, telephony.pbx.sandbox) with a
 configuration of its own: every port free, every file under one root directory. As in
 production by default, the SIP edge (Kamailio) runs in front of Asterisk: the trunk's
-callers send to `sip_target`, the edge; the operators' phones to `phone_target`, Asterisk.
-With `edge.enabled=false` (direct mode) both are Asterisk.
+callers send to `sip_target`, the edge's trunk port; the operators' phones register at
+`phone_target`, the edge's phone port (Asterisk with `edge.registrar=false`). With
+`edge.enabled=false` (direct mode) both are Asterisk. `asterisk_target` is Asterisk itself,
+for a test that goes round the edge on purpose.
 """
 
 from __future__ import annotations
@@ -53,14 +55,17 @@ class Sandbox:
         """Where the trunk sends: the edge, or Asterisk in direct mode."""
         if self.edge is not None:
             return f"{self.config.edge.bind}:{self.config.edge.port}"
-        return self.phone_target
+        return self.asterisk_target
 
     @property
     def phone_target(self) -> str:
         """Where the operators' phones register: the edge's phone port, or Asterisk."""
-        if self.edge is not None and self.config.edge.phones_via_edge:
-            return f"{self.config.edge.bind}:{self.config.edge.phone_port}"
-        return f"{self.config.asterisk.sip_bind}:{self.config.asterisk.sip_port}"
+        return phone_target(self.config, edge_running=self.edge is not None)
+
+    @property
+    def asterisk_target(self) -> str:
+        """Asterisk's own SIP address (UDP), edge or not."""
+        return asterisk_target(self.config)
 
     def stop(self) -> None:
         """Asterisk first (a graceful stop lets calls end, through the edge), then the edge."""
@@ -78,6 +83,39 @@ class Sandbox:
             time.sleep(0.1)  # Asterisk pushes no "last channel gone" event to the CLI: poll
             count = self.asterisk.channel_count()
         return count
+
+
+def contact_line(box: Sandbox, op: str) -> str:
+    for line in box.asterisk.cli("pjsip show contacts").splitlines():
+        if line.strip().startswith(f"Contact:  {op}/"):
+            return line
+    return ""
+
+
+def wait_contact(box: Sandbox, op: str, status: str = "Avail", timeout: float = 10.0) -> str:
+    """Poll Asterisk until `op`'s contact has qualify status `status` (Avail, Unavail).
+
+    Behind the edge's registrar, a phone that has just registered is ringable only from
+    Asterisk's next qualify through the edge (every 5 s); an Originate before it fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = contact_line(box, op)
+        if f" {status} " in line:
+            return line
+        assert time.monotonic() < deadline, f"{op}'s contact never became {status}: {line!r}"
+        time.sleep(0.1)  # qualify results reach the CLI with no event to this test: poll
+
+
+def asterisk_target(config: config_mod.Config) -> str:
+    return f"{config.asterisk.sip_bind}:{config.asterisk.sip_port}"
+
+
+def phone_target(config: config_mod.Config, *, edge_running: bool) -> str:
+    """Where operators' phones register (UDP): the edge's phone port when the edge runs
+    with its registrar (the default), else Asterisk."""
+    if edge_running and config.edge.phones_via_edge:
+        return f"{config.edge.bind}:{config.edge.phone_port}"
+    return asterisk_target(config)
 
 
 def production_roster(directory: Path) -> Path:

@@ -156,7 +156,7 @@ def test_in_direct_mode_asterisk_never_parses_a_pidf_lo_so_one_without_usage_rul
     """Direct mode (no edge): location.pidf_lo must be off (the config refuses it on), so
     Asterisk 22.10.1 never parses a PIDF-LO, and one without <usage-rules> is queued."""
     box = start_sandbox(asterisk_install, tmp_path, *DIRECT)
-    assert box.edge is None and box.sip_target == box.phone_target
+    assert box.edge is None and box.sip_target == box.asterisk_target
     proc = ServeProcess(box.config, tmp_path / "serve.log")
     try:
         pjsip = (box.layout.etc / "pjsip_112.conf").read_text()

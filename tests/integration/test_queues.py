@@ -26,7 +26,7 @@ from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import CallHandle, IncomingCall, Phone
 from telephony.store import open_database
 from tests.harness.net import free_port, wait_udp_bound
-from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.sandbox import Sandbox, start_sandbox, wait_contact
 from tests.harness.service import ServeProcess, run_cli
 from tests.harness.sipp import SippResult, run_scenario
 
@@ -99,6 +99,7 @@ def operator(box: Sandbox, op: str) -> Phone:
     phone = Phone("127.0.0.1", user=op)
     phone.register(f"sip:{box.phone_target}", op, f"secret-{op}", timeout=5)
     phone.auto_answer(0.2)
+    wait_contact(box, op)
     return phone
 
 

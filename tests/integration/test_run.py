@@ -25,7 +25,7 @@ from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.sandbox import install_for
 from telephony.phone import Phone
-from tests.harness.sandbox import sandbox_config
+from tests.harness.sandbox import phone_target, sandbox_config
 from tests.harness.service import run_cli
 from tests.harness.sipp import SippResult, run_scenario
 
@@ -147,9 +147,11 @@ def test_serve_killed_under_scripts_run_is_restarted_and_calls_still_reach_an_op
     wait_edge(edge, BOOT_TIMEOUT_S, script)
     edge_pid = edge.pid()
     target = f"{config.edge.bind}:{config.edge.port}"
+    # The phones register at the edge's phone port, and scripts/run says so.
+    phones_at = phone_target(config, edge_running=True)
+    assert f"Operators' softphones: register to sip:{phones_at} " in output.read_text()
     with Phone("127.0.0.1", user="r1") as phone:
-        phone.register(f"sip:{config.asterisk.sip_bind}:{config.asterisk.sip_port}", "r1",
-                       "secret-r1", timeout=5)
+        phone.register(f"sip:{phones_at}", "r1", "secret-r1", timeout=5)
         done = run_cli(config, "operators", "login", "r1")
         assert done.returncode == 0, done.stdout + done.stderr
         first = serve_pid(script.pid)

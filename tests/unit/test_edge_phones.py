@@ -64,7 +64,8 @@ def test_asterisk_reaches_operators_through_the_edge_and_takes_them_from_it_only
     assert "permit = 192.168.0.0/255.255.0.0" not in operator
 
 
-@pytest.mark.parametrize("mode", [(), ("edge.enabled=true", "edge.registrar=false")],
+@pytest.mark.parametrize("mode", [("edge.enabled=false", "location.pidf_lo=false"),
+                                  ("edge.enabled=true", "edge.registrar=false")],
                          ids=["direct", "edge-without-registrar"])
 def test_without_the_registrar_phones_register_at_asterisk_as_before(
     tmp_path: Path, mode: tuple[str, ...]

@@ -31,7 +31,7 @@ from telephony.pbx.sandbox import layout_for
 from telephony.resources import shipped
 from telephony.store import open_database
 from tests.harness.perf.phones import Phones
-from tests.harness.sandbox import DIRECT, sandbox_config
+from tests.harness.sandbox import DIRECT, asterisk_target, phone_target, sandbox_config
 from tests.harness.service import ServeProcess
 
 ROUTES = shipped("config/routing.example.csv")
@@ -129,11 +129,17 @@ class Centre:
         """Where the trunk's callers send: the edge, or Asterisk in direct mode."""
         if self.edge is not None:
             return f"{self.config.edge.bind}:{self.config.edge.port}"
-        return self.phone_target
+        return self.asterisk_target
 
     @property
     def phone_target(self) -> str:
-        return f"{self.config.asterisk.sip_bind}:{self.config.asterisk.sip_port}"
+        """Where the operators register: the edge's phone port by default, or Asterisk."""
+        return phone_target(self.config, edge_running=self.edge is not None)
+
+    @property
+    def asterisk_target(self) -> str:
+        """Asterisk itself, for calls that go round the edge on purpose."""
+        return asterisk_target(self.config)
 
     @property
     def queue(self) -> str:

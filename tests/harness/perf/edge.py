@@ -40,7 +40,7 @@ def run(install: AsteriskInstall, work: Path, calls: int) -> dict[str, Any]:
         assert centre.edge is not None
         kamailio = centre.edge.pid()
         assert kamailio is not None
-        edge_at, direct_at = _target(centre.sip_target), _target(centre.phone_target)
+        edge_at, direct_at = _target(centre.sip_target), _target(centre.asterisk_target)
         # What Kamailio adds for trunk "mno" (the default trunk at TRUNK).
         header = f"{TRUNK_HEADER}: mno\r\n{SOURCE_HEADER}: {TRUNK}:5060\r\n".encode()
         for _ in range(5):  # warm up both paths (first-call allocations, caches)

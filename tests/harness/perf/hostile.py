@@ -166,7 +166,7 @@ def _pidf_by_value_survives(ctx: Context) -> bool | None:
     with ctx.centre("malformed-pidf-by-value") as centre:
         centre.serve("serve").ready()
         Calls(centre, load, ctx.workdir, "malformed-pidf-by-value-calls", invite,
-              source=INSIDE, target=centre.phone_target).start().wait()  # fmt: skip
+              source=INSIDE, target=centre.asterisk_target).start().wait()  # fmt: skip
         return _alive(centre)
 
 

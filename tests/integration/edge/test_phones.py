@@ -22,6 +22,7 @@ from telephony.control import Watcher, ami_connection
 from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import Phone, RegistrationError, Security
 from tests.harness.net import free_port
+from tests.harness.sandbox import wait_contact
 from tests.harness.service import run_cli
 from tests.harness.sipp import SippResult, run_scenario
 from tests.harness.tls import make_certificate
@@ -31,7 +32,6 @@ from tests.integration.test_security import (
     force_available,
     getvar,
     is_member,
-    wait_contact,
 )
 
 pytestmark = pytest.mark.asterisk
