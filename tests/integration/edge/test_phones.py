@@ -279,9 +279,15 @@ def test_before_require_tls_a_udp_phone_behind_nat_is_rung_without_srtp_keys(
         with Phone("127.0.0.1", user="udp1") as udp1:
             udp1.register(centre.udp_registrar, "udp1", "secret-udp1",
                           contact=f"<sip:udp1@{NOWHERE}>")
-            udp1.auto_answer(0.2)
             wait_contact(box, "udp1", "Avail")
             cli(centre, "operators", "login", "udp1")
+            # A caller who hangs up while the phone rings: Asterisk's CANCEL reaches it.
+            placing, outcome = call_in_background(centre, hold_ms=1500)
+            rung = udp1.wait_incoming(20)
+            placing.join(30)
+            rung.wait_disconnected(10)
+            assert rung.answered_at is None and outcome and outcome[0].ok, rung
+            udp1.auto_answer(0.2)
             placing, outcome = call_in_background(centre, hold_ms=2000)
             incoming = udp1.wait_incoming(20)
             incoming.wait_confirmed(5)
