@@ -19,6 +19,7 @@ import pytest
 
 from telephony.ami import ActionFailed
 from telephony.control import Watcher, ami_connection
+from telephony.edge.render import EdgeError
 from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import Phone, RegistrationError, Security
 from tests.harness.net import free_port
@@ -121,7 +122,7 @@ def registered_at_edge(centre: Centre, op: str) -> list[str]:
     """The contacts Kamailio's usrloc holds for `op` (empty if none)."""
     try:
         answer = centre.edge.kamailio.rpc.call("ul.lookup", "location", op)
-    except Exception as exc:  # not found is an RPC error
+    except EdgeError as exc:  # usrloc answers an unknown AOR with an RPC error
         if "not found" in str(exc).lower():
             return []
         raise
