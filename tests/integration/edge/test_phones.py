@@ -19,6 +19,7 @@ import pytest
 
 from telephony.ami import ActionFailed
 from telephony.control import Watcher, ami_connection
+from telephony.edge.render import EdgeError
 from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import Phone, RegistrationError, Security
 from tests.harness.net import free_port
@@ -37,6 +38,8 @@ from tests.integration.test_security import (
 pytestmark = pytest.mark.asterisk
 
 OPERATORS = ("tls1", "udp1")
+# Asterisk qualifies through the edge every 5 s, and gives up on an answer after 2 s.
+UNAVAIL_WAIT_S = 15.0
 # Loopback, so that nothing leaves the host even if the edge sent there; nothing listens.
 NOWHERE = "127.0.0.99:5999"
 
@@ -119,7 +122,7 @@ def registered_at_edge(centre: Centre, op: str) -> list[str]:
     """The contacts Kamailio's usrloc holds for `op` (empty if none)."""
     try:
         answer = centre.edge.kamailio.rpc.call("ul.lookup", "location", op)
-    except Exception as exc:  # not found is an RPC error
+    except EdgeError as exc:  # usrloc answers an unknown AOR with an RPC error
         if "not found" in str(exc).lower():
             return []
         raise
@@ -200,7 +203,7 @@ def test_with_require_tls_a_udp_phone_cannot_register_and_is_never_rung(phones: 
             tls1.register(phones.tls_registrar, "tls1", "secret-tls1")
             tls1.auto_answer(0.2)
             assert registered_at_edge(phones, "udp1") == []
-            wait_contact(box, "udp1", "Unavail")
+            wait_contact(box, "udp1", "Unavail", UNAVAIL_WAIT_S)
             wait_contact(box, "tls1", "Avail")
             login = run_cli(box.config, "operators", "login", "udp1")
             assert login.returncode == 1 and "no phone registered over TLS" in login.stderr
@@ -242,7 +245,7 @@ def test_a_wrong_password_or_a_phone_that_bypasses_the_edge_is_refused(phones: C
         with pytest.raises(RegistrationError) as bypass:
             direct.register(target, "tls1", "secret-tls1")
         assert bypass.value.status_code in (401, 403), bypass.value
-    wait_contact(box, "tls1", "Unavail")
+    wait_contact(box, "tls1", "Unavail", UNAVAIL_WAIT_S)
 
 
 def test_a_phones_own_call_is_authenticated_by_asterisk_and_cannot_pose_as_a_trunk(
@@ -277,9 +280,15 @@ def test_before_require_tls_a_udp_phone_behind_nat_is_rung_without_srtp_keys(
         with Phone("127.0.0.1", user="udp1") as udp1:
             udp1.register(centre.udp_registrar, "udp1", "secret-udp1",
                           contact=f"<sip:udp1@{NOWHERE}>")
-            udp1.auto_answer(0.2)
             wait_contact(box, "udp1", "Avail")
             cli(centre, "operators", "login", "udp1")
+            # A caller who hangs up while the phone rings: Asterisk's CANCEL reaches it.
+            placing, outcome = call_in_background(centre, hold_ms=1500)
+            rung = udp1.wait_incoming(20)
+            placing.join(30)
+            rung.wait_disconnected(10)
+            assert rung.answered_at is None and outcome and outcome[0].ok, rung
+            udp1.auto_answer(0.2)
             placing, outcome = call_in_background(centre, hold_ms=2000)
             incoming = udp1.wait_incoming(20)
             incoming.wait_confirmed(5)
