@@ -29,6 +29,7 @@ from telephony.commands import operators as operator_commands
 from telephony.commands import report as report_commands
 from telephony.commands import test_call as test_call_commands
 from telephony.config import resolve_path
+from telephony.edge.phones import registrar_uris
 from telephony.errors import ExitCode, TelephonyError
 from telephony.location import load_regions
 from telephony.operators.roster import load_roster
@@ -55,13 +56,17 @@ def _asterisk_up(config: config_mod.Config, args: argparse.Namespace) -> int:
     udp = f"sip:{a.sip_bind}:{a.sip_port} (UDP)"
     tls = f"sip:{a.sip_bind}:{a.tls_port};transport=tls (TLS, SRTP)"
     phones = tls if config.operators.require_tls else f"{udp} or {tls}" if a.tls_port else udp
+    if config.edge.phones_via_edge:
+        phones = registrar_uris(config)
     ami = f"{a.ami_bind}:{a.ami_tls_port} (TLS)" if a.ami_tls_port else f"{a.ami_bind}:{a.ami_port}"
+    # Behind the edge the network points its trunk at Kamailio, which scripts/run starts.
+    edge = config.edge
+    trunk = f"{edge.bind}:{edge.port}" if edge.enabled else f"{a.sip_bind}:{a.sip_port}"
+    via = " (the SIP edge, Kamailio)" if edge.enabled else ""
     print(
         f"Asterisk is running (pid {asterisk.pid()}, runtime dir {asterisk.layout.root}).\n"
-        f"  Mobile network trunk: INVITE sip:112@{a.sip_bind}:{a.sip_port} "
-        f"from {a.trunk_address}\n"
-        f"    e.g. sipp -sn uac -i {a.trunk_address} -p 5070 {a.sip_bind}:{a.sip_port} "
-        f"-s 112 -m 1\n"
+        f"  Mobile network trunk: INVITE sip:112@{trunk}{via} from {a.trunk_address}\n"
+        f"    e.g. sipp -sn uac -i {a.trunk_address} -p 5070 {trunk} -s 112 -m 1\n"
         f"  Operators' softphones: register to {phones} from 127.0.0.1\n"
         f"  FastAGI {config.agi.bind}:{config.agi.port}, AMI {ami}"
     )

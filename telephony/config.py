@@ -80,7 +80,8 @@ class AsteriskConfig:
     cache_dir: str = _checked("~/.cache/telephony", values.path)
     binary: str = _checked("auto", values.path)
     sip_bind: str = _checked("127.0.0.1", values.address)
-    sip_port: int = _checked(5060, _port)
+    # 5080, not 5060: behind the edge (the default) the trunk-facing 5060 is Kamailio's.
+    sip_port: int = _checked(5080, _port)
     ami_bind: str = _checked("127.0.0.1", values.address)
     ami_port: int = _checked(5038, _port)
     # AMI over TLS on ami_bind; 0: none. The only way AMI may leave loopback.
@@ -126,8 +127,9 @@ class IVRConfig:
 class LocationConfig:
     regions_file: str = "config/regions.toml"
     trunk_trusted: bool = True
-    # Off by default: Asterisk 22.10.1 crashes on a PIDF-LO without <usage-rules>.
-    pidf_lo: bool = False
+    # On: the edge strips what would crash Asterisk 22.10.1 (a PIDF-LO without
+    # <usage-rules>). Direct mode (edge.enabled = false) refuses it on (_check_pidf_lo).
+    pidf_lo: bool = True
 
 
 @dataclass(frozen=True)
@@ -189,12 +191,12 @@ class HealthConfig:
 class EdgeConfig:
     """Kamailio in front of Asterisk (docs/edge.md). Off: trunks reach Asterisk directly."""
 
-    enabled: bool = False
+    enabled: bool = True
     binary: str = "kamailio"
     runtime_dir: str = "var/kamailio"
     # Where trunks send their INVITEs: the only SIP port open to the network.
     bind: str = "127.0.0.1"
-    port: int = _checked(5062, _port)
+    port: int = _checked(5060, _port)
     # Kamailio's own address toward Asterisk: the only source Asterisk accepts trunk calls
     # from in edge mode; it identifies the trunk by the X-Telephony-Trunk header instead.
     inside_address: str = "127.0.0.10"
@@ -210,6 +212,17 @@ class EdgeConfig:
     block_s: int = _checked(300, _positive)
     # INVITEs per second one trunk address may send before the excess gets 503.
     trunk_rate: int = _checked(200, _positive)
+    # Operators' phones register to Kamailio, which Asterisk reaches them through (on when
+    # the edge is); off: phones register at Asterisk as in direct mode.
+    registrar: bool = True
+    # Where phones register, on edge.bind: UDP, and TLS when asterisk.tls_port is set (the
+    # phones' certificate, asterisk.tls_cert_file, then serves here).
+    phone_port: int = _checked(5070, _port)
+    phone_tls_port: int = _checked(5071, _port)
+
+    @property
+    def phones_via_edge(self) -> bool:
+        return self.enabled and self.registrar
 
 
 @dataclass(frozen=True)
@@ -427,6 +440,7 @@ def load(
     built = {name: kind(**values.get(name, {})) for name, kind in _sections().items()}
     config = Config(**built)
     _check_transport_security(config)
+    _check_pidf_lo(config)
     return config
 
 
@@ -463,6 +477,25 @@ def _check_transport_security(config: Config) -> None:
         raise ConfigError(
             "operators.require_tls = true needs the TLS transport: set asterisk.tls_port, "
             "asterisk.tls_cert_file and asterisk.tls_key_file"
+        )
+    edge = config.edge
+    if edge.phones_via_edge and ast.tls_port and not (
+            is_loopback(edge.inside_address) and is_loopback(ast.sip_bind)):
+        raise ConfigError(
+            "edge.registrar with asterisk.tls_port: the phones' SRTP keys (SDES) cross the "
+            "edge-to-Asterisk link in clear, so edge.inside_address and asterisk.sip_bind "
+            "must be loopback addresses (one host), or set edge.registrar = false"
+        )
+
+
+def _check_pidf_lo(config: Config) -> None:
+    # Refused rather than warned about: a warning scrolls by, the crash drops every call.
+    if config.location.pidf_lo and not config.edge.enabled:
+        raise ConfigError(
+            "location.pidf_lo = true needs edge.enabled = true: without the edge, a trunk's "
+            "PIDF-LO without <usage-rules> crashes Asterisk 22.10.1. In direct mode set "
+            "location.pidf_lo = false (a trunk whose own SBC strips such bodies may set "
+            "pidf_lo = true in config/trunks.toml)"
         )
 
 

@@ -26,14 +26,14 @@ def asterisk_install() -> AsteriskInstall:
 def sandbox(
     asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Sandbox]:
-    # The suite exercises location by value with well-formed PIDF-LO; the default (off) has
-    # its own sandbox in test_location.
+    # The defaults, as in production: the SIP edge (Kamailio) in front of Asterisk, location
+    # by value on; direct mode has sandboxes of its own (test_location, test_deploy).
     root = tmp_path_factory.mktemp("sandbox")
-    box = start_sandbox(asterisk_install, root, "location.pidf_lo=true")
+    box = start_sandbox(asterisk_install, root)
     try:
         yield box
     finally:
-        box.asterisk.stop()
+        box.stop()
     assert_audit_matches_cel(box)
 
 

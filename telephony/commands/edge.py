@@ -6,16 +6,26 @@ import argparse
 import json
 
 from telephony.config import Config
+from telephony.edge.phones import registrar_uris
 from telephony.edge.process import Kamailio
 from telephony.edge.render import EdgeError
 from telephony.errors import ExitCode
 
 
 def _check(config: Config, args: argparse.Namespace) -> int:
+    if not config.edge.enabled:
+        # scripts/run reads this first word to know whether to supervise a Kamailio.
+        print("off: edge.enabled is false (direct mode: the trunks send to Asterisk)")
+        return 0
     kamailio = Kamailio(config)
     kamailio.check()
     print(f"ok: {kamailio.layout.cfg}")
     return 0
+
+
+def _run(config: Config, args: argparse.Namespace) -> int:
+    Kamailio(config).exec()
+    return 0  # not reached: exec() becomes Kamailio
 
 
 def _up(config: Config, args: argparse.Namespace) -> int:
@@ -28,6 +38,8 @@ def _up(config: Config, args: argparse.Namespace) -> int:
         f"{config.asterisk.sip_bind}:{config.asterisk.sip_port} from {edge.inside_address}\n"
         f"  JSON-RPC http://127.0.0.1:{edge.rpc_port}/RPC; log {kamailio.layout.log}"
     )
+    if edge.phones_via_edge:
+        print(f"  Operators' softphones: register to {registrar_uris(config)}")
     if not edge.enabled:
         print("  Note: edge.enabled is false, so Asterisk still identifies trunks by address "
               "and refuses the edge's calls; set it and re-render Asterisk's config.")
@@ -66,6 +78,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions.add_parser("up", help="render the config and start Kamailio").set_defaults(
         handler=_up
     )
+    actions.add_parser(
+        "run", help="render the config and become Kamailio, in the foreground (supervisors)"
+    ).set_defaults(handler=_run)
     actions.add_parser("down", help="stop Kamailio").set_defaults(handler=_down)
     status = actions.add_parser("status", help="is Kamailio running, and its counters")
     status.add_argument("--json", action="store_true")

@@ -21,6 +21,7 @@ from telephony.callbacks import items as callbacks
 from telephony.callbacks.dial import originate_callback
 from telephony.config import Config, resolve_path
 from telephony.control import ControlError, ami_session
+from telephony.edge.render import layout_for, write_subscribers
 from telephony.errors import ExitCode
 from telephony.location.region import Regions, load_regions
 from telephony.operators import presence
@@ -66,7 +67,11 @@ def apply_command(args: argparse.Namespace) -> str:
 
 def _reload_pjsip(config: Config, args: argparse.Namespace) -> None:
     """In the sandbox: re-render it and reload PJSIP only (registrations and calls carry
-    on). Elsewhere the roster reaches Asterisk through `deploy apply`: say exactly that."""
+    on). Elsewhere the roster reaches Asterisk through `deploy apply`: say exactly that.
+    Phones registering at the edge: its credentials table, which Kamailio reads again."""
+    if config.edge.phones_via_edge:
+        write_subscribers(config, layout_for(config))
+        print("edge: phones' credentials rewritten (Kamailio reads them at the next REGISTER)")
     asterisk = sandbox.attach(config)
     if asterisk.pid() is None:
         print("the sandbox Asterisk is not running (`telephony asterisk up` renders the change);"
@@ -117,15 +122,20 @@ def _apply(config: Config, engine: Engine) -> int:
     return 0
 
 
+def _phone_tls_port(config: Config) -> int:
+    edge = config.edge
+    return edge.phone_tls_port if edge.phones_via_edge else config.asterisk.tls_port
+
+
 def _require_tls_phone(config: Config, op: Operator) -> None:
     """With operators.require_tls Asterisk never rings a phone that is not on TLS: an
     operator without one must not look available while callers wait."""
     with ami_session(config) as ami:
-        if presence.tls_contacts(ami, op):
+        if presence.tls_contacts(ami, op, config.edge.phones_via_edge):
             return
     raise InsecurePhone(
         f"{op.id} has no phone registered over TLS, and operators.require_tls is on: "
-        f"register the softphone with transport TLS (port {config.asterisk.tls_port}) "
+        f"register the softphone with transport TLS (port {_phone_tls_port(config)}) "
         "and SRTP, then log in again"
     )
 

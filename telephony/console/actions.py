@@ -115,7 +115,7 @@ class Actions:
         """The CLI's semantics: the database first (the truth), then Asterisk's queues."""
         self._need_ami()
         if state is State.AVAILABLE and self._config.operators.require_tls \
-                and not presence.tls_contacts(self._ami, op):
+                and not presence.tls_contacts(self._ami, op, self._config.edge.phones_via_edge):
             raise ActionRefused(409, f"{op.id} has no phone registered over TLS, and "
                                      "operators.require_tls is on")
         presence.set_state(self._engine, op.id, state, reason)

@@ -61,16 +61,31 @@ class Kamailio:
             return None
         return pid if _alive(pid) else None
 
+    def _argv(self) -> list[str]:
+        # -DD: stay in the foreground as our child; -E: log to stderr (our log file).
+        return [
+            kamailio_binary(self.config), "-f", str(self.layout.cfg), "-Y", str(self.layout.run),
+            "-P", str(self.layout.pidfile), "-DD", "-E", "-m", str(SHM_MB), "-M", str(PKG_MB),
+        ]  # fmt: skip
+
+    def exec(self) -> None:
+        """Render, then become Kamailio (for a supervisor: scripts/run, systemd); its log
+        goes to the runtime directory's kamailio.log, as with start()."""
+        if self.pid() is not None:
+            raise EdgeError(f"a Kamailio already runs from {self.layout.root}")
+        write(self.config, self.layout)
+        argv = self._argv()
+        log_fd = os.open(self.layout.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.execv(argv[0], argv)
+
     def start(self, boot_timeout: float = BOOT_TIMEOUT_S) -> None:
         """Start in the foreground (-DD) as our child; ready once JSON-RPC answers."""
         if self.pid() is not None:
             raise EdgeError(f"a Kamailio already runs from {self.layout.root}")
         write(self.config, self.layout)
-        # -DD: stay in the foreground as our child; -E: log to stderr (our log file).
-        argv = [
-            kamailio_binary(self.config), "-f", str(self.layout.cfg), "-Y", str(self.layout.run),
-            "-P", str(self.layout.pidfile), "-DD", "-E", "-m", str(SHM_MB), "-M", str(PKG_MB),
-        ]  # fmt: skip
+        argv = self._argv()
         with self.layout.log.open("ab") as out:
             self._proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

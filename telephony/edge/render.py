@@ -16,6 +16,7 @@ import jinja2
 
 from telephony.config import Config, resolve_path
 from telephony.contract import SOURCE_HEADER, TRUNK_HEADER
+from telephony.edge import phones
 from telephony.edge.pidf import PATH as VALIDATOR_PATH
 from telephony.errors import TelephonyError
 from telephony.pbx.render import host_port
@@ -61,6 +62,15 @@ class EdgeLayout:
         return self.root / "trunks.address"
 
     @property
+    def db(self) -> Path:
+        """db_text's directory: the registrar's subscriber table (HA1 digests)."""
+        return self.root / "db"
+
+    @property
+    def subscribers(self) -> Path:
+        return self.db / phones.TABLE
+
+    @property
     def pidfile(self) -> Path:
         return self.run / "kamailio.pid"
 
@@ -94,6 +104,16 @@ def _check(config: Config) -> None:
         raise EdgeError(
             f"edge.bind:edge.port = {edge.bind}:{edge.port} is Asterisk's SIP address too"
         )
+    if edge.phones_via_edge:
+        ports = [edge.port, edge.phone_port] + ([edge.phone_tls_port] if ast.tls_port else [])
+        if len(set(ports)) != len(ports):
+            raise EdgeError(
+                f"edge.port, edge.phone_port and edge.phone_tls_port must differ: {ports}"
+            )
+        if edge.bind == ast.sip_bind and {ast.sip_port, ast.tls_port} & set(ports[1:]):
+            raise EdgeError(
+                f"edge.phone_port / edge.phone_tls_port on {edge.bind} are Asterisk's SIP ports"
+            )
 
 
 def render(config: Config, layout: EdgeLayout) -> dict[Path, str]:
@@ -117,14 +137,38 @@ def render(config: Config, layout: EdgeLayout) -> dict[Path, str]:
         "trunk_header": TRUNK_HEADER,
         "source_header": SOURCE_HEADER,
         "validator_path": VALIDATOR_PATH,
+        "phones": phones.template_values(config, layout.db),
     }
     cfg = env.get_template("kamailio.cfg").render(values)
     # Kamailio wants #!KAMAILIO on the first line, so the marker goes second.
     first, _, rest = cfg.partition("\n")
-    return {layout.cfg: f"{first}\n{MARKER}\n{rest}", layout.addresses: address_file(trunks)}
+    files = {layout.cfg: f"{first}\n{MARKER}\n{rest}", layout.addresses: address_file(trunks)}
+    if values["phones"] is not None:
+        files[layout.subscribers] = phones.subscriber_table(phones.operators(config))
+    return files
 
 
 def write(config: Config, layout: EdgeLayout) -> None:
     layout.run.mkdir(parents=True, exist_ok=True)
     for path, text in render(config, layout).items():
-        path.write_text(text)
+        if path == layout.subscribers:
+            _write_subscribers(layout, text)
+        else:
+            path.write_text(text)
+
+
+def write_subscribers(config: Config, layout: EdgeLayout) -> None:
+    """The registrar's credentials only, after `operators add/remove`: a running Kamailio
+    reads the table again when its file changes (db_text's non-caching mode)."""
+    if config.edge.phones_via_edge:
+        _write_subscribers(layout, phones.subscriber_table(phones.operators(config)))
+
+
+def _write_subscribers(layout: EdgeLayout, text: str) -> None:
+    # HA1 digests: readable by Kamailio's user only; replaced whole, never read half-written.
+    layout.db.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = layout.subscribers.with_name(f".{phones.TABLE}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.touch(mode=0o600)
+    tmp.write_text(text)
+    tmp.replace(layout.subscribers)

@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from telephony.config import Config
+from telephony.edge import phones
 from telephony.edge.render import COUNTERS, EdgeError
 
 RPC_TIMEOUT_S = 2.0
@@ -37,6 +38,8 @@ COUNTER_HELP = {
     "sanitised": "Trunk calls whose caller identity had control characters replaced",
     "pidf_kept": "PIDF-LO bodies passed to Asterisk as safe",
     "pidf_stripped": "PIDF-LO bodies stripped as unsafe or unchecked",
+    "phone_auth_failed": "Phone REGISTERs refused (403) for a wrong user or password",
+    "phone_insecure": "Phone requests refused for lack of TLS (require_tls, SDES over UDP)",
 }
 
 
@@ -62,7 +65,7 @@ class EdgeStats:
 
     @property
     def counters(self) -> dict[str, int]:
-        return {name: self.counter(name) for name in COUNTERS}
+        return {name: self.counter(name) for name in COUNTERS + phones.COUNTERS}
 
 
 class RpcClient:

@@ -142,17 +142,19 @@ class InsecurePhone(TelephonyError):
     """operators.require_tls, and the operator's phone is not registered over TLS."""
 
 
-def tls_contacts(ami: AMIConnection, op: Operator) -> list[str]:
+def tls_contacts(ami: AMIConnection, op: Operator, via_edge: bool = False) -> list[str]:
     """The operator's reachable contacts that Asterisk reaches over TLS.
 
     PJSIP_DIAL_CONTACTS lists reachable contacts only; `rewrite_contact = yes` makes each
     contact's transport the one its REGISTER really came over, whatever the phone wrote.
+    `via_edge` (edge.registrar): the one contact is the edge, which under require_tls
+    registers and answers for TLS phones only, so reachable means on TLS.
     """
     answer = ami.send_action("Getvar", Variable=f"PJSIP_DIAL_CONTACTS({op.id})")
     found = []
-    for dial in (answer.get("Value") or "").split("&"):
+    for dial in filter(None, (answer.get("Value") or "").split("&")):
         uri = dial.split("/", 2)[-1].lower()  # PJSIP/<endpoint>/<contact URI>
-        if uri.startswith("sips:") or ";transport=tls" in uri:
+        if via_edge or uri.startswith("sips:") or ";transport=tls" in uri:
             found.append(dial)
     return found
 

@@ -106,8 +106,11 @@ class Line:
         return account
 
     def register(self, registrar_uri: str, user: str, password: str, id_uri: str,
-                 expires: int) -> None:
+                 expires: int, contact: str | None = None) -> None:
         config = self._account_config(id_uri)
+        if contact is not None:
+            # What a phone behind NAT writes: an address its peers cannot reach it at.
+            config.sipConfig.contactForced = contact
         config.regConfig.registrarUri = registrar_uri
         config.regConfig.timeoutSec = expires
         # A failed registration must stay failed: the test asserts on it.

@@ -173,17 +173,20 @@ class Phone:
         timeout: float = DEFAULT_TIMEOUT_S,
         *,
         expires: int = 300,
+        contact: str | None = None,
     ) -> RegEvent:
         """REGISTER as `user` (digest auth) and wait for the final answer.
 
         Raises RegistrationError with the status code unless it is a 2xx. Afterwards this
-        account receives incoming calls and places this phone's calls.
+        account receives incoming calls and places this phone's calls. `contact` replaces
+        the Contact of its REGISTER and calls (a phone behind NAT, e.g. '<sip:op@10.0.0.9>').
         """
         host, port = uri_host_port(registrar_uri)
         id_uri = f"sip:{user}@{host}" + (f":{port}" if port else "")
         with self._cond:
             seen = len(self._reg_events)
-        self._run(lambda line: line.register(registrar_uri, user, password, id_uri, expires))
+        self._run(lambda line: line.register(registrar_uri, user, password, id_uri, expires,
+                                             contact))
         self._wait(lambda: len(self._reg_events) > seen, timeout, f"REGISTER of {user}")
         with self._cond:
             event = self._reg_events[seen]

@@ -116,8 +116,10 @@ def parts(plan: Plan) -> tuple[BodyPart, ...]:
 
 def place(config: Config, plan: Plan) -> Report:
     """Call 112, press the key, hold, hang up; then read what AMI and the audit saw."""
-    ast = config.asterisk
-    target = f"sip:112@{host_port(ast.sip_bind, ast.sip_port)}"
+    ast, edge = config.asterisk, config.edge
+    # The way the network calls: to the SIP edge unless this deployment runs without it.
+    front = (edge.bind, edge.port) if edge.enabled else (ast.sip_bind, ast.sip_port)
+    target = f"sip:112@{host_port(*front)}"
     report = Report(plan.number, target)
     with watching(config) as events, Phone(ast.trunk_address, user=plan.number) as phone:
         call = phone.call(target, headers(plan, config), capture=True, parts=parts(plan))

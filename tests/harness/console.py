@@ -112,7 +112,7 @@ def running_centre(install: AsteriskInstall, root: Path, *overrides: str,
             console.stop()
             service.stop()
     finally:
-        box.asterisk.stop()
+        box.stop()
 
 
 def log_in(tab: Page, console: ConsoleProcess, op: str) -> None:

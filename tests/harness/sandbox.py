@@ -1,7 +1,12 @@
 """An isolated sandbox Asterisk on free ports, for the tests, the bench and the drills.
 
 It is the product's own sandbox (`telephony asterisk up`, telephony.pbx.sandbox) with a
-configuration of its own: every port free, every file under one root directory.
+configuration of its own: every port free, every file under one root directory. As in
+production by default, the SIP edge (Kamailio) runs in front of Asterisk: the trunk's
+callers send to `sip_target`, the edge's trunk port; the operators' phones register at
+`phone_target`, the edge's phone port (Asterisk with `edge.registrar=false`). With
+`edge.enabled=false` (direct mode) both are Asterisk. `asterisk_target` is Asterisk itself,
+for a test that goes round the edge on purpose.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sqlalchemy.orm import Session
 from telephony import config as config_mod
 from telephony.audit import CallLeg
 from telephony.audit.reconcile import read_cel, reconcile
+from telephony.edge.process import Kamailio
 from telephony.operators.roster import ha1
 from telephony.pbx import sandbox
 from telephony.pbx.layout import Layout
@@ -27,6 +33,10 @@ from telephony.store import open_database
 from tests.harness.net import free_port, free_udp
 
 LEAK_WAIT_S = 10.0
+# Kamailio's own address toward Asterisk (edge.inside_address's default).
+INSIDE = "127.0.0.10"
+# Direct mode: no edge, the trunk sends to Asterisk, which then must not parse PIDF-LO.
+DIRECT = ("edge.enabled=false", "location.pidf_lo=false")
 
 
 @dataclass
@@ -34,6 +44,7 @@ class Sandbox:
     config: config_mod.Config
     asterisk: Asterisk
     workdir: Path
+    edge: Kamailio | None = None
 
     @property
     def layout(self) -> Layout:
@@ -41,7 +52,28 @@ class Sandbox:
 
     @property
     def sip_target(self) -> str:
-        return f"{self.config.asterisk.sip_bind}:{self.config.asterisk.sip_port}"
+        """Where the trunk sends: the edge, or Asterisk in direct mode."""
+        if self.edge is not None:
+            return f"{self.config.edge.bind}:{self.config.edge.port}"
+        return self.asterisk_target
+
+    @property
+    def phone_target(self) -> str:
+        """Where the operators' phones register: the edge's phone port, or Asterisk."""
+        return phone_target(self.config, edge_running=self.edge is not None)
+
+    @property
+    def asterisk_target(self) -> str:
+        """Asterisk's own SIP address (UDP), edge or not."""
+        return asterisk_target(self.config)
+
+    def stop(self) -> None:
+        """Asterisk first (a graceful stop lets calls end, through the edge), then the edge."""
+        try:
+            self.asterisk.stop()
+        finally:
+            if self.edge is not None:
+                self.edge.stop()
 
     def wait_no_channels(self, timeout: float = LEAK_WAIT_S) -> int:
         """Wait until Asterisk has no channels; return how many are left at the deadline."""
@@ -51,6 +83,39 @@ class Sandbox:
             time.sleep(0.1)  # Asterisk pushes no "last channel gone" event to the CLI: poll
             count = self.asterisk.channel_count()
         return count
+
+
+def contact_line(box: Sandbox, op: str) -> str:
+    for line in box.asterisk.cli("pjsip show contacts").splitlines():
+        if line.strip().startswith(f"Contact:  {op}/"):
+            return line
+    return ""
+
+
+def wait_contact(box: Sandbox, op: str, status: str = "Avail", timeout: float = 10.0) -> str:
+    """Poll Asterisk until `op`'s contact has qualify status `status` (Avail, Unavail).
+
+    Behind the edge's registrar, a phone that has just registered is ringable only from
+    Asterisk's next qualify through the edge (every 5 s); an Originate before it fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = contact_line(box, op)
+        if f" {status} " in line:
+            return line
+        assert time.monotonic() < deadline, f"{op}'s contact never became {status}: {line!r}"
+        time.sleep(0.1)  # qualify results reach the CLI with no event to this test: poll
+
+
+def asterisk_target(config: config_mod.Config) -> str:
+    return f"{config.asterisk.sip_bind}:{config.asterisk.sip_port}"
+
+
+def phone_target(config: config_mod.Config, *, edge_running: bool) -> str:
+    """Where operators' phones register (UDP): the edge's phone port when the edge runs
+    with its registrar (the default), else Asterisk."""
+    if edge_running and config.edge.phones_via_edge:
+        return f"{config.edge.bind}:{config.edge.phone_port}"
+    return asterisk_target(config)
 
 
 def production_roster(directory: Path) -> Path:
@@ -85,6 +150,14 @@ def sandbox_config(
             f"audit.checkpoint_key_file={root / 'audit-hmac.key'}",
             f"recording.directory={root / 'recordings'}",
             f"messages.sound_dir={root / 'messages'}",
+            f"edge.runtime_dir={root / 'kamailio'}",
+            f"edge.port={free_udp()}",
+            f"edge.inside_address={INSIDE}",
+            f"edge.inside_port={free_udp(INSIDE)}",
+            f"edge.rpc_port={free_port()}",
+            f"edge.validator_port={free_port()}",
+            f"edge.phone_port={free_udp()}",
+            f"edge.phone_tls_port={free_port()}",
             *overrides,
         ],
     )
@@ -97,9 +170,19 @@ def start_sandbox(
     config: config_mod.Config | None = None,
     edit: Callable[[Layout], None] | None = None,
 ) -> Sandbox:
-    """Render and start a sandbox: `sandbox_config(root, *overrides)` unless `config`."""
+    """Render and start a sandbox: `sandbox_config(root, *overrides)` unless `config`; and
+    the edge in front of it unless the config says direct mode."""
     config = config or sandbox_config(root, *overrides)
-    return Sandbox(config, sandbox.start(config, install, edit=edit), root)
+    asterisk = sandbox.start(config, install, edit=edit)
+    if not config.edge.enabled:
+        return Sandbox(config, asterisk, root)
+    edge = Kamailio(config)
+    try:
+        edge.start()
+    except BaseException:
+        asterisk.stop()
+        raise
+    return Sandbox(config, asterisk, root, edge)
 
 
 def assert_audit_matches_cel(box: Sandbox) -> None:

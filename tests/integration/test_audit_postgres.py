@@ -89,7 +89,7 @@ def box(
     try:
         yield sandbox
     finally:
-        sandbox.asterisk.stop()
+        sandbox.stop()
 
 
 def test_postgres_outage_spools_and_loses_nothing(box: Sandbox, tmp_path: Path) -> None:

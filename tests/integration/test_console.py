@@ -59,7 +59,7 @@ def centre(asterisk_install: AsteriskInstall,
 def phone(centre: tuple[Sandbox, ConsoleProcess]) -> Iterator[Phone]:
     box = centre[0]
     with Phone("127.0.0.1", user="op3578") as op_phone:
-        op_phone.register(f"sip:{box.sip_target}", "op3578", "secret-op3578", timeout=5)
+        op_phone.register(f"sip:{box.phone_target}", "op3578", "secret-op3578", timeout=5)
         op_phone.auto_answer(2.0)
         yield op_phone
     assert box.wait_no_channels() == 0
@@ -197,7 +197,7 @@ def test_handover_from_the_card_moves_the_caller_to_the_other_regency_and_is_aud
     box = centre[0]
     caller = number()
     with Phone("127.0.0.1", user="op3573") as malang:
-        malang.register(f"sip:{box.sip_target}", "op3573", "secret-op3573", timeout=5)
+        malang.register(f"sip:{box.phone_target}", "op3573", "secret-op3573", timeout=5)
         malang.auto_answer(0.5)
         assert run_cli(box.config, "operators", "login", "op3573").returncode == 0
         try:
@@ -244,7 +244,7 @@ def test_the_callback_list_takes_an_abandoned_caller_rings_the_phone_then_them_a
         "uas_citizen.xml", box.sip_target, source="127.0.0.2", calls=1, timeout_s=40,
         port=uas_port, workdir=box.workdir))
     with Phone("127.0.0.1", user="op3578") as op_phone:
-        op_phone.register(f"sip:{box.sip_target}", "op3578", "secret-op3578", timeout=5)
+        op_phone.register(f"sip:{box.phone_target}", "op3578", "secret-op3578", timeout=5)
         op_phone.auto_answer(0.3)
         wait_udp_bound("127.0.0.2", uas_port)
         row.locator("button").first.click()  # take

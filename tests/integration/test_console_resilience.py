@@ -100,7 +100,7 @@ def test_a_stopped_console_stalls_no_call_and_catches_up_when_resumed(
     box, console = centre
     callers = [number(), number()]
     with Phone("127.0.0.1", user="op3578") as phone:
-        phone.register(f"sip:{box.sip_target}", "op3578", "secret-op3578", timeout=5)
+        phone.register(f"sip:{box.phone_target}", "op3578", "secret-op3578", timeout=5)
         phone.auto_answer(0.5)
         console.proc.send_signal(signal.SIGSTOP)
         stopped_at = time.monotonic()

@@ -21,7 +21,7 @@ from telephony.pbx.layout import Layout
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.render import INCLUDE_FILES, write_sandbox
-from tests.harness.sandbox import Sandbox, production_roster, sandbox_config
+from tests.harness.sandbox import DIRECT, Sandbox, production_roster, sandbox_config
 from tests.harness.sipp import SippResult, run_scenario
 
 pytestmark = pytest.mark.asterisk
@@ -54,8 +54,9 @@ def with_theirs(
     before our first deploy: none of our files and no #include lines for them."""
     # Production rosters hold HA1 digests only: deploy refuses the demo accounts.
     roster = production_roster(root)
+    # Direct mode: what deploy renders is Asterisk's side, and the trunk calls it directly.
     config = sandbox_config(root, "ami.secret=deploy-test-secret", f"operators.file={roster}",
-                            *overrides)
+                            *DIRECT, *overrides)
     layout = Layout(Path(config.asterisk.runtime_dir))
     write_sandbox(config, install, layout)
     for main, ours in MAIN_FILES.items():

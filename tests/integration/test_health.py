@@ -35,7 +35,7 @@ def box(asterisk_install: AsteriskInstall, tmp_path: Path) -> Iterator[Sandbox]:
     try:
         yield sandbox
     finally:
-        sandbox.asterisk.stop()
+        sandbox.stop()
 
 
 def logged(proc: ServeProcess, event: str, count: int = 1) -> None:
@@ -174,7 +174,7 @@ def test_operators_and_answer_time_follow_an_operator_answering(
         Phone("127.0.0.1", user="a1") as a1,
         Phone("127.0.0.2") as callers,
     ):
-        a1.register(f"sip:{box.sip_target}", "a1", "secret-a1", timeout=5)
+        a1.register(f"sip:{box.phone_target}", "a1", "secret-a1", timeout=5)
         a1.auto_answer(0.2)
         # This first scrape rebuilds the gauges; from here on only AMI events move them.
         assert metric(box, "telephony_queue_operators", queue=queue, state="available") == 0

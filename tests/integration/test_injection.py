@@ -2,8 +2,10 @@
 
 The From user part of the issue, and the same text as the Request-URI user part: Asterisk
 22.10.1 writes both raw into its AMI events (CallerIDNum, Exten). The audit must keep only
-Asterisk's own ids and flag the call; the caller still gets the IVR, a queue and an operator,
-whose phone rings and answers (pjsua2), with a clean screen-pop.
+Asterisk's own ids; the caller still gets the IVR, a queue and an operator, whose phone
+rings and answers (pjsua2), with a clean screen-pop. Behind the edge (the default, issue 15)
+Kamailio replaces the text before Asterisk sees it; in direct mode the audit's own defence
+(issue 12) flags the call and keeps the text as evidence. Both are run.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from telephony.config import resolve_path
 from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import Phone
 from telephony.store import open_database
-from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.sandbox import DIRECT, Sandbox, start_sandbox
 from tests.harness.service import ServeProcess, run_cli
 from tests.harness.sipp import SippResult, run_scenario
 
@@ -38,24 +40,26 @@ INJECTION = (
 OPERATOR = "inj1"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["edge", "direct"])
 def centre(
-    asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
+    asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[tuple[Sandbox, ServeProcess]]:
-    root = tmp_path_factory.mktemp("injection")
+    root = tmp_path_factory.mktemp(f"injection-{request.param}")
     roster = root / "operators.toml"
     roster.write_text(
         f'[[operator]]\nid = "{OPERATOR}"\nregency = "35.73"\npassword = "secret-{OPERATOR}"\n'
     )
     box = start_sandbox(asterisk_install, root, f"operators.file={roster}",
-                        "operators.wrapup_s=1")  # fmt: skip
+                        "operators.wrapup_s=1",
+                        *(DIRECT if request.param == "direct" else ()))  # fmt: skip
     service = ServeProcess(box.config, root / "serve.log")
     try:
         service.wait_ready()
         yield box, service
     finally:
         service.stop()
-        box.asterisk.stop()
+        box.stop()
 
 
 @pytest.fixture
@@ -109,13 +113,15 @@ def test_injected_number_cannot_forge_the_audit_and_the_caller_reaches_an_operat
 ) -> None:
     caller, called = (INJECTION, "112") if where == "from" else ("081234567890", INJECTION)
     cel_before = cel_linkedids(box)
+    counter = "sanitised" if where == "from" else "normalised"
+    edge_before = box.edge.rpc.statistics().counter(counter) if box.edge else 0
     outcome: list[SippResult] = []
     extra = ("-key", "caller", caller, "-key", "called", called, "-d", "2000")
     placing = threading.Thread(target=lambda: outcome.append(run_scenario(
         "uac_112_injected.xml", box.sip_target, workdir=box.workdir, extra=extra,
         timeout_s=60)))  # fmt: skip
     with Phone("127.0.0.1", user=OPERATOR) as phone:
-        phone.register(f"sip:{box.sip_target}", OPERATOR, f"secret-{OPERATOR}", timeout=5)
+        phone.register(f"sip:{box.phone_target}", OPERATOR, f"secret-{OPERATOR}", timeout=5)
         phone.auto_answer(0.2)
         cli(box, "operators", "login", OPERATOR)
         try:
@@ -134,7 +140,6 @@ def test_injected_number_cannot_forge_the_audit_and_the_caller_reaches_an_operat
     assert len(real) == 1, real
     (linkedid,) = real
     (call,) = wait_ended(box, real)
-    assert call.injected, "the call's audit does not say it carried injected text"
     assert call.answered_at is not None and call.answering_operator, call.outcome
     events = events_of(box, linkedid)
     assert {"Newchannel", "QueueCallerJoin", "AgentConnect", "Hangup"} <= {e.type for e in events}
@@ -144,8 +149,16 @@ def test_injected_number_cannot_forge_the_audit_and_the_caller_reaches_an_operat
         assert json.loads(event.payload).get("UserEvent") != "Forged"
     first = json.loads(events[0].payload)
     raw_field = "CallerIDNum" if where == "from" else "Exten"
-    assert first["TelephonyInjected"] == raw_field
-    assert "fake-1" in first[raw_field]  # the caller's text kept as evidence, where it came
+    if box.edge is not None:
+        # The edge replaced the text (From) or made the number 112 (Request-URI): nothing
+        # injected reached Asterisk, so there is nothing for the audit to flag.
+        assert box.edge.rpc.statistics().counter(counter) > edge_before
+        assert not call.injected and "TelephonyInjected" not in first
+        assert "\r" not in first[raw_field] and "fake-1" not in first[raw_field]
+    else:
+        assert call.injected, "the call's audit does not say it carried injected text"
+        assert first["TelephonyInjected"] == raw_field
+        assert "fake-1" in first[raw_field]  # the caller's text kept as evidence
     assert not [e for e in events_of(box, "fake-1") if e.linkedid == "fake-1"]
     quarantined = read_quarantine(resolve_path(box.config.audit.quarantine_path))
     assert not [q for q in quarantined if q.linkedid == "fake-1"]

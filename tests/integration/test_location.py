@@ -14,7 +14,7 @@ from telephony.control import Watcher, watching
 from telephony.location import import_cells, import_routes, load_regions
 from telephony.pbx.provision import AsteriskInstall
 from telephony.store import open_database
-from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.sandbox import DIRECT, Sandbox, start_sandbox
 from tests.harness.service import ServeProcess
 from tests.harness.sipp import SippResult, run_scenario
 
@@ -25,6 +25,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "config"
 # routes to Kab. Malang. The PIDF-LO point is in Kota Surabaya: a routing mix-up shows.
 EUTRAN_PANI = "3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=51010220100ABCDE; network-provided"
 SURABAYA = ("-7.2575", "112.7521")
+KOTA_MALANG = ("-7.9666", "112.6326")  # Klojen, the city centre
 
 
 @pytest.fixture
@@ -118,12 +119,44 @@ def test_cell_and_pidf_route_to_different_regencies_and_bad_input_to_the_provinc
     assert all(f["EmergencyType"] == "unknown" for f in facts.values())
 
 
-def test_by_default_asterisk_never_parses_a_pidf_lo_so_one_without_usage_rules_is_harmless(
+def test_with_the_defaults_a_pidf_lo_without_usage_rules_is_stripped_and_a_good_one_routes(
+    located: tuple[Sandbox, Watcher],
+) -> None:
+    """Issue 15: the session sandbox has the default config (the edge in front, location.pidf_lo
+    on). A PIDF-LO without <usage-rules>, which crashes Asterisk 22.10.1, is stripped by the
+    edge and the call is queued by its cell (none here: the province); a well-formed one
+    reaches Asterisk and routes by its point."""
+    sandbox, ami = located
+    assert sandbox.edge is not None and sandbox.config.location.pidf_lo
+    before = sandbox.edge.rpc.statistics().counter("pidf_stripped")
+    calls = {
+        "no-rules": {"pai": "<sip:081230000010@mno.example>", "lat": SURABAYA[0],
+                     "lon": SURABAYA[1], "rules": "<!-- no usage-rules -->"},
+        "malang": {"pai": "<sip:081230000011@mno.example>", "lat": KOTA_MALANG[0],
+                   "lon": KOTA_MALANG[1], "rules": "<gp:usage-rules/>"},
+    }
+    with ThreadPoolExecutor(len(calls)) as pool:
+        results = [pool.submit(call, sandbox, "uac_112_pidf.xml", **keys)
+                   for keys in calls.values()]
+        stripped = queued_as(ami, "081230000010")
+        malang = queued_as(ami, "081230000011")
+        for future in results:
+            outcome = future.result()
+            assert outcome.ok, outcome.output + outcome.errors
+    assert stripped["JoinedQueue"] == "prov-35" and stripped["Source"] == ""
+    assert malang["JoinedQueue"] == "reg-3573" and malang["RegencyCode"] == "35.73"
+    assert malang["Source"] in ("pidf-lo", "geoloc-profile")
+    assert sandbox.edge.rpc.statistics().counter("pidf_stripped") == before + 1
+    assert sandbox.asterisk.pid() is not None and sandbox.wait_no_channels() == 0
+
+
+def test_in_direct_mode_asterisk_never_parses_a_pidf_lo_so_one_without_usage_rules_is_harmless(
     asterisk_install: AsteriskInstall, tmp_path: Path
 ) -> None:
-    """Asterisk 22.10.1 crashes on a PIDF-LO without <usage-rules> when it parses the
-    trunk's PIDF-LO; location.pidf_lo is off by default so that such a call is queued."""
-    box = start_sandbox(asterisk_install, tmp_path)
+    """Direct mode (no edge): location.pidf_lo must be off (the config refuses it on), so
+    Asterisk 22.10.1 never parses a PIDF-LO, and one without <usage-rules> is queued."""
+    box = start_sandbox(asterisk_install, tmp_path, *DIRECT)
+    assert box.edge is None and box.sip_target == box.asterisk_target
     proc = ServeProcess(box.config, tmp_path / "serve.log")
     try:
         pjsip = (box.layout.etc / "pjsip_112.conf").read_text()
@@ -142,7 +175,7 @@ def test_by_default_asterisk_never_parses_a_pidf_lo_so_one_without_usage_rules_i
         assert box.wait_no_channels() == 0  # and Asterisk still answers its CLI
     finally:
         proc.stop()
-        box.asterisk.stop()
+        box.stop()
 
 
 def test_an_untrusted_trunks_cell_is_recorded_but_does_not_route(
@@ -176,4 +209,4 @@ def test_an_untrusted_trunks_cell_is_recorded_but_does_not_route(
         assert box.wait_no_channels() == 0
     finally:
         proc.stop()
-        box.asterisk.stop()
+        box.stop()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from telephony.pbx.provision import AsteriskInstall
-from tests.harness.perf import bench, capacity, drills, ingest, results
+from tests.harness.perf import bench, capacity, drills, edge, ingest, results
 from tests.harness.perf.centre import Staff
 from tests.harness.perf.load import Load
 from tests.harness.perf.pinning import bench_on, split
@@ -25,6 +25,7 @@ SMOKE = bench.Profile(
     capacity.Search(start_cps=1, window_s=1, hold_s=1, key_share=1.0, max_cps=1,
                     resolution_cps=1, max_steps=1),
     ingest_calls=20,
+    edge_calls=10,
 )  # fmt: skip
 
 
@@ -58,6 +59,19 @@ def test_bench_measures_ours_against_the_baseline(
     assert {t.key for t in results.targets(result)} >= {"agi_p99", "setup_ratio_p99"}
     assert "INVITE->200" in bench.summary(result)
     json.dumps(result)
+
+
+def test_bench_measures_the_edge_against_direct_in_one_centre(
+    asterisk_install: AsteriskInstall, tmp_path: Path
+) -> None:
+    cost = edge.run(asterisk_install, tmp_path, SMOKE.edge_calls)
+    assert cost["failed"] == {"edge": 0, "direct": 0}, cost
+    assert cost["edge_ms"]["count"] == cost["direct_ms"]["count"] == SMOKE.edge_calls
+    # 10 calls are below the 10 ms CPU tick: the figure is there, its size is the bench's.
+    assert cost["ratios"]["p50"] > 0 and isinstance(cost["kamailio_cpu_ms_per_call"], float)
+    result = {"edge": cost}
+    assert {t.key for t in results.targets(result)} >= {"edge_ratio_p50", "edge_ratio_p95"}
+    assert "edge: INVITE->200" in bench.summary({"phases": {}, **result})
 
 
 def test_agi_down_and_ami_cut_drills_pass(

@@ -23,7 +23,7 @@ from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.render import write_sandbox
 from telephony.phone import Phone, RegistrationError
-from tests.harness.sandbox import Sandbox, sandbox_config
+from tests.harness.sandbox import DIRECT, Sandbox, sandbox_config
 
 pytestmark = pytest.mark.asterisk
 
@@ -150,7 +150,8 @@ def operator_box(
     asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Sandbox]:
     root = tmp_path_factory.mktemp("phone-sandbox")
-    config = sandbox_config(root)
+    # Asterisk with test endpoints of its own, phones only: no edge in front.
+    config = sandbox_config(root, *DIRECT)
     layout = Layout(Path(config.asterisk.runtime_dir))
     write_sandbox(config, asterisk_install, layout)
     (layout.etc / "pjsip_phone_test.conf").write_text(PJSIP_EXTRA)
@@ -183,7 +184,7 @@ def box(operator_box: Sandbox) -> Iterator[Sandbox]:
 def registered_operator(box: Sandbox) -> Phone:
     phone = Phone(OPERATOR_IP, user=OPERATOR)
     try:
-        phone.register(f"sip:{box.sip_target}", OPERATOR, OPERATOR_PASSWORD, timeout=5)
+        phone.register(f"sip:{box.phone_target}", OPERATOR, OPERATOR_PASSWORD, timeout=5)
     except BaseException:
         phone.close()
         raise
@@ -193,7 +194,7 @@ def registered_operator(box: Sandbox) -> Phone:
 def test_wrong_password_is_refused(box: Sandbox) -> None:
     with Phone(OPERATOR_IP, user=OPERATOR) as phone:
         with pytest.raises(RegistrationError) as refused:
-            phone.register(f"sip:{box.sip_target}", OPERATOR, "wrong", timeout=5)
+            phone.register(f"sip:{box.phone_target}", OPERATOR, "wrong", timeout=5)
         assert refused.value.status_code in (401, 403)
         assert not phone.registered
 

@@ -26,7 +26,7 @@ from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import CallHandle, IncomingCall, Phone
 from telephony.store import open_database
 from tests.harness.net import free_port, wait_udp_bound
-from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.sandbox import Sandbox, start_sandbox, wait_contact
 from tests.harness.service import ServeProcess, run_cli
 from tests.harness.sipp import SippResult, run_scenario
 
@@ -70,7 +70,7 @@ def centre(
         yield box, service, uas_port
     finally:
         service.stop()
-        box.asterisk.stop()
+        box.stop()
 
 
 @pytest.fixture
@@ -97,8 +97,9 @@ def cli(box: Sandbox, *args: str) -> str:
 
 def operator(box: Sandbox, op: str) -> Phone:
     phone = Phone("127.0.0.1", user=op)
-    phone.register(f"sip:{box.sip_target}", op, f"secret-{op}", timeout=5)
+    phone.register(f"sip:{box.phone_target}", op, f"secret-{op}", timeout=5)
     phone.auto_answer(0.2)
+    wait_contact(box, op)
     return phone
 
 
@@ -322,7 +323,7 @@ def test_adding_and_removing_an_operator_reloads_pjsip_without_dropping_a_call(
         roster = Path(box.config.operators.file).read_text()
         assert "secret-c1-long" not in roster and 'id = "c1"' in roster
         with Phone("127.0.0.1", user="c1") as c1:
-            c1.register(f"sip:{box.sip_target}", "c1", "secret-c1-long", timeout=5)
+            c1.register(f"sip:{box.phone_target}", "c1", "secret-c1-long", timeout=5)
             assert c1.registered
         cli(box, "operators", "remove", "c1")
         assert "Unable to find object c1" in box.asterisk.cli("pjsip show endpoint c1")
@@ -337,12 +338,12 @@ def test_an_operator_dialling_the_handover_code_without_a_call_is_refused(
 ) -> None:
     # Issue 12 (6d): the operator's own channel used to be queued as if it were a caller.
     with operator(box, "a1") as a1:
-        call = a1.call(f"sip:*83578@{box.sip_target}")
+        call = a1.call(f"sip:*83578@{box.phone_target}")
         call.wait_disconnected(10)
         assert call.last_status_code == 403, call
         assert call.confirmed_at is None
         # Nor does the phone reach anything else, e.g. a number through the trunk.
-        other = a1.call(f"sip:081234567890@{box.sip_target}")
+        other = a1.call(f"sip:081234567890@{box.phone_target}")
         other.wait_disconnected(10)
         assert other.last_status_code == 404, other
     assert not [s for s in ami.seen if s.frame.event == "QueueCallerJoin"
@@ -363,7 +364,7 @@ def test_operator_hands_a_call_over_to_another_regency_keeping_its_data(
         # A transfer needs the two in one bridge: Queue's gosub (recording) runs first.
         ami.wait_for("BridgeEnter", lambda f: (f.get("Channel") or "").startswith("PJSIP/a1"))
         # Kota Malang's operator finds the emergency is in Surabaya: *8 + 3578.
-        first.transfer(f"sip:*83578@{box.sip_target}")
+        first.transfer(f"sip:*83578@{box.phone_target}")
         handed = b1.wait_incoming(10)
         # The screen still shows where the caller is (located in Kota Malang).
         assert screen(handed) == f"POL 35.73 {caller}"

@@ -1,6 +1,7 @@
 """Issue 12 (7): the quick start fails open too. The real `scripts/run`, on free ports:
-kill -9 its `telephony serve` and a 112 call placed at once still rings an operator, serve
-is back (/healthz 200) within 10 s, and Ctrl-C (SIGINT) stops everything."""
+kill -9 its `telephony serve` and a 112 call placed at once (through the SIP edge it
+supervises, issue 15) still rings an operator, serve is back (/healthz 200) within 10 s,
+and Ctrl-C (SIGINT) stops everything, Kamailio included."""
 
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from pathlib import Path
 import pytest
 
 from telephony.config import Config, as_set_flags
+from telephony.edge.process import Kamailio
 from telephony.pbx.layout import Layout
 from telephony.pbx.process import Asterisk
 from telephony.pbx.provision import AsteriskInstall
 from telephony.pbx.sandbox import install_for
 from telephony.phone import Phone
-from tests.harness.sandbox import sandbox_config
+from tests.harness.sandbox import phone_target, sandbox_config
 from tests.harness.service import run_cli
 from tests.harness.sipp import SippResult, run_scenario
 
@@ -53,6 +55,15 @@ def wait_healthy(config: Config, timeout: float, script: subprocess.Popen[str]) 
         assert time.monotonic() - started < timeout, f"/healthz not 200 after {timeout}s"
         time.sleep(0.1)  # /healthz has no push signal: poll it
     return time.monotonic() - started
+
+
+def wait_edge(edge: Kamailio, timeout: float, script: subprocess.Popen[str]) -> None:
+    """Until the supervised Kamailio answers JSON-RPC (it boots beside serve, not before)."""
+    deadline = time.monotonic() + timeout
+    while not edge.rpc.answers():
+        assert script.poll() is None, f"scripts/run exited with {script.returncode}"
+        assert time.monotonic() < deadline, f"the edge did not answer in {timeout}s"
+        time.sleep(0.1)  # Kamailio pushes no readiness signal: poll its JSON-RPC
 
 
 def children(pid: int) -> list[int]:
@@ -120,6 +131,7 @@ def quick_start(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Config,
             os.killpg(script.pid, signal.SIGKILL)
             script.wait(10)
         Asterisk(_install(config), Layout(Path(config.asterisk.runtime_dir))).stop()
+        Kamailio(config).stop()
 
 
 def _install(config: Config) -> AsteriskInstall:
@@ -131,9 +143,15 @@ def test_serve_killed_under_scripts_run_is_restarted_and_calls_still_reach_an_op
 ) -> None:
     script, config, output = quick_start
     wait_healthy(config, BOOT_TIMEOUT_S, script)
-    target = f"{config.asterisk.sip_bind}:{config.asterisk.sip_port}"
+    edge = Kamailio(config)
+    wait_edge(edge, BOOT_TIMEOUT_S, script)
+    edge_pid = edge.pid()
+    target = f"{config.edge.bind}:{config.edge.port}"
+    # The phones register at the edge's phone port, and scripts/run says so.
+    phones_at = phone_target(config, edge_running=True)
+    assert f"Operators' softphones: register to sip:{phones_at} " in output.read_text()
     with Phone("127.0.0.1", user="r1") as phone:
-        phone.register(f"sip:{target}", "r1", "secret-r1", timeout=5)
+        phone.register(f"sip:{phones_at}", "r1", "secret-r1", timeout=5)
         done = run_cli(config, "operators", "login", "r1")
         assert done.returncode == 0, done.stdout + done.stderr
         first = serve_pid(script.pid)
@@ -167,4 +185,5 @@ def test_serve_killed_under_scripts_run_is_restarted_and_calls_still_reach_an_op
     assert script.wait(60) == 130
     assert not alive(second), "serve outlived scripts/run"
     assert asterisk.pid() is None, "Asterisk outlived scripts/run"
+    assert edge_pid is not None and not alive(edge_pid), "Kamailio outlived scripts/run"
     assert [ln for ln in output.read_text().splitlines() if "serve exited" in ln] == lines

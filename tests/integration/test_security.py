@@ -1,7 +1,10 @@
 """Operators' phones over TLS with SRTP, and AMI over TLS, on a real Asterisk.
 
 One sandbox with a SIP TLS transport, AMI over TLS and operators.require_tls, using a
-self-signed certificate made here with openssl, and `telephony serve`. Two operators of
+self-signed certificate made here with openssl, and `telephony serve`. The phones register
+at Asterisk itself (`edge.registrar = false`; direct mode renders the operators alike, see
+tests/unit/test_edge_phones.py): the same rules through the edge's registrar, where TLS ends
+at Kamailio, are tested in tests/integration/edge/test_phones.py. Two operators of
 Kota Malang: tls1 on a TLS + SRTP softphone, udp1 on a plain UDP one. Callers are SIPp on
 the trunk address; without a cell they are queued in the province queue, where both are.
 """
@@ -30,7 +33,7 @@ from telephony.pbx.render import queues
 from telephony.phone import Phone, Security
 from telephony.store import open_database
 from tests.harness.net import free_port
-from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.sandbox import Sandbox, start_sandbox, wait_contact
 from tests.harness.service import ServeProcess, run_cli
 from tests.harness.sipp import SippResult, run_scenario
 from tests.harness.tls import make_certificate
@@ -68,7 +71,7 @@ def centre(
         asterisk_install, root, f"operators.file={roster}", "operators.wrapup_s=1",
         f"asterisk.tls_port={free_port()}", f"asterisk.ami_tls_port={free_port()}",
         f"asterisk.tls_cert_file={cert}", f"asterisk.tls_key_file={key}",
-        f"asterisk.tls_ca_file={cert}", "operators.require_tls=true",
+        f"asterisk.tls_ca_file={cert}", "operators.require_tls=true", "edge.registrar=false",
     )
     service = ServeProcess(box.config, root / "serve.log")
     try:
@@ -76,7 +79,7 @@ def centre(
         yield Centre(box, service, cert)
     finally:
         service.stop()
-        box.asterisk.stop()
+        box.stop()
 
 
 @pytest.fixture
@@ -105,24 +108,6 @@ def cli(box: Sandbox, *args: str) -> str:
     done = run_cli(box.config, *args)
     assert done.returncode == 0, f"telephony {' '.join(args)}: {done.stdout}{done.stderr}"
     return done.stdout
-
-
-def contact_line(box: Sandbox, op: str) -> str:
-    for line in box.asterisk.cli("pjsip show contacts").splitlines():
-        if line.strip().startswith(f"Contact:  {op}/"):
-            return line
-    return ""
-
-
-def wait_contact(box: Sandbox, op: str, status: str, timeout: float = 10.0) -> str:
-    """Poll Asterisk until `op`'s contact has qualify status `status` (Avail, Unavail)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        line = contact_line(box, op)
-        if f" {status} " in line:
-            return line
-        assert time.monotonic() < deadline, f"{op}'s contact never became {status}: {line!r}"
-        time.sleep(0.1)  # qualify results reach the CLI with no event to this test: poll
 
 
 def call_in_background(centre: Centre, hold_ms: int) -> tuple[threading.Thread, list[SippResult]]:
@@ -203,7 +188,7 @@ def test_with_require_tls_a_phone_on_udp_registers_but_is_never_rung(secure: Cen
             Phone("127.0.0.1", user="tls1", security=Security(secure.cert)) as tls1, \
             ami(secure) as (conn, events):
         # Asterisk cannot refuse a REGISTER for its transport ...
-        udp1.register(f"sip:{box.sip_target}", "udp1", "secret-udp1")
+        udp1.register(f"sip:{box.phone_target}", "udp1", "secret-udp1")
         udp1.auto_answer(0.2)
         tls1.register(secure.tls_registrar, "tls1", "secret-tls1")
         tls1.auto_answer(0.2)
@@ -216,7 +201,7 @@ def test_with_require_tls_a_phone_on_udp_registers_but_is_never_rung(secure: Cen
                              Timeout="5000", timeout=15)
         # Even in the queues (as a restore from an older database would put it), udp1 is
         # unavailable to Asterisk, and a waiting caller is never offered to it.
-        force_available(secure, "udp1")
+        force_available(box, "udp1")
         status = conn.send_list_action("QueueStatus", Queue="prov-35").events
         member = next(e for e in status if e.event == "QueueMember" and is_member("udp1")(e))
         assert member.get("Status") == UNAVAILABLE
@@ -236,10 +221,10 @@ def test_with_require_tls_a_phone_on_udp_registers_but_is_never_rung(secure: Cen
     assert outcome and outcome[0].ok, (outcome[0].output + outcome[0].errors) if outcome else ""
 
 
-def force_available(centre: Centre, op: str) -> None:
+def force_available(box: Sandbox, op: str) -> None:
     """Mark `op` available in the database and restore, as `telephony serve` does on every
     AMI connection; this bypasses the login check on purpose."""
-    config = centre.box.config
+    config = box.config
     engine = open_database(config)
     try:
         presence.set_state(engine, op, presence.State.AVAILABLE)

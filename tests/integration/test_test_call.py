@@ -47,7 +47,7 @@ def centre(
         yield Centre(box, service)
     finally:
         service.stop()
-        box.asterisk.stop()
+        box.stop()
 
 
 def rehearse(centre: Centre, *args: str) -> dict[str, object]:
@@ -66,7 +66,7 @@ def test_a_key_pressed_late_in_the_call_routes_it_and_the_operator_who_rang_is_n
     it reaches the IVR only if RTP kept flowing."""
     box = centre.box
     with Phone("127.0.0.1", user="t1") as operator:
-        operator.register(f"sip:{box.sip_target}", "t1", "secret-t1", timeout=5)
+        operator.register(f"sip:{box.phone_target}", "t1", "secret-t1", timeout=5)
         operator.auto_answer(0.3)
         done = run_cli(box.config, "operators", "login", "t1")
         assert done.returncode == 0, done.stdout + done.stderr

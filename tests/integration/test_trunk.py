@@ -55,6 +55,8 @@ def test_whatever_the_trunk_dials_is_answered_as_112_and_logged_filtered(
     target = no_leaks.sip_target
     log = no_leaks.layout.log / "messages.log"
     before = log.stat().st_size if log.exists() else 0
+    edge = no_leaks.edge
+    normalised = edge.rpc.statistics().counter("normalised") if edge else 0
     with watching(no_leaks.config) as ami:
         result = run_scenario("uac_trunk_uri.xml", target, workdir=no_leaks.workdir,
                               extra=("-key", "ruri", f"sip:{user}{target}", "-d", "2500"))
@@ -65,20 +67,32 @@ def test_whatever_the_trunk_dials_is_answered_as_112_and_logged_filtered(
     with log.open(errors="replace") as fh:
         fh.seek(before)
         lines = [ln for ln in fh if "from the trunk, handled as 112" in ln]
-    assert any(f"unexpected number {logged} from the trunk" in ln for ln in lines), lines
+    if edge is not None and not logged.isdigit():
+        # The edge made it 112 before Asterisk saw it (issue 15); the dialplan's own rule
+        # stays for direct mode, and for a number the edge lets through.
+        assert edge.rpc.statistics().counter("normalised") > normalised
+        assert lines == [], lines
+    else:
+        assert any(f"unexpected number {logged} from the trunk" in ln for ln in lines), lines
     assert no_leaks.wait_no_channels() == 0
 
 
 @pytest.mark.parametrize("source", ["127.0.0.3", "127.0.0.1"])
 def test_non_trunk_source_is_refused(no_leaks: Sandbox, source: str) -> None:
     before = len(cel_rows(no_leaks))
+    edge = no_leaks.edge
+    refused = edge.rpc.statistics().counter("refused_untrusted") if edge else 0
     result = run_scenario(
         "uac_refused.xml", no_leaks.sip_target, source=source, workdir=no_leaks.workdir
     )
     assert result.ok, result.output + result.errors
     assert cel_rows(no_leaks)[before:] == [], "a refused INVITE created a channel"
-    security = (no_leaks.layout.log / "security.log").read_text()
-    assert "InvalidAccountID" in security or "ChallengeSent" in security
+    if edge is not None:
+        # The edge refused it (403): Asterisk never saw the request.
+        assert edge.rpc.statistics().counter("refused_untrusted") > refused
+    else:
+        security = (no_leaks.layout.log / "security.log").read_text()
+        assert "InvalidAccountID" in security or "ChallengeSent" in security
 
 
 def test_a_graceful_stop_lets_the_call_in_progress_finish(
@@ -99,4 +113,4 @@ def test_a_graceful_stop_lets_the_call_in_progress_finish(
         assert box.asterisk.pid() is None
         assert 2.0 < stopped_after < 15.0, stopped_after
     finally:
-        box.asterisk.stop()
+        box.stop()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from telephony.config import load
+from telephony.config import ConfigError, load
 from telephony.contract import TRUNK_HEADER
 from telephony.edge.pidf import check
 from telephony.edge.render import COUNTERS, EdgeError, EdgeLayout, render
@@ -39,7 +39,8 @@ def test_the_address_list_holds_every_trunk_network_tagged_with_its_name(tmp_pat
 
 
 def test_every_counter_the_script_updates_is_declared_once_from_python(tmp_path: Path) -> None:
-    cfg, _ = _edge(tmp_path)
+    # The trunk side alone: the registrar's counters are checked in test_edge_phones.
+    cfg, _ = _edge(tmp_path, "edge.registrar=false")
     declared = re.findall(r'modparam\("statistics", "variable", "(\w+)"\)', cfg)
     updated = set(re.findall(r'update_stat\("(\w+)"', cfg))
     assert declared == list(COUNTERS) and updated == set(COUNTERS)
@@ -63,12 +64,26 @@ def test_the_edge_refuses_to_be_a_trunk_itself(tmp_path: Path) -> None:
 def test_direct_mode_identifies_trunks_by_address_and_edge_mode_by_the_edges_header(
     tmp_path: Path,
 ) -> None:
-    direct = _pjsip(tmp_path / "direct")
+    direct = _pjsip(tmp_path / "direct", "edge.enabled=false", "location.pidf_lo=false")
     assert "match = 127.0.0.2" in direct and "match_header" not in direct
     assert "identify_by" not in direct
-    edge = _pjsip(tmp_path / "edge", "edge.enabled=true")
+    edge = _pjsip(tmp_path / "edge")
     assert f"match_header = {TRUNK_HEADER}: mno" in edge and "match = 127.0.0.2" not in edge
     assert "identify_by = header" in edge and "permit = 127.0.0.10/255.255.255.255" in edge
+
+
+def test_the_edge_is_the_default_on_the_trunk_facing_port_and_asterisk_moves_aside() -> None:
+    config = load(None, env={})
+    assert config.edge.enabled and config.location.pidf_lo
+    assert (config.edge.bind, config.edge.port) == ("127.0.0.1", 5060)
+    assert (config.asterisk.sip_bind, config.asterisk.sip_port) == ("127.0.0.1", 5080)
+
+
+def test_direct_mode_refuses_location_by_value_which_could_crash_asterisk() -> None:
+    with pytest.raises(ConfigError, match=r"location\.pidf_lo = true needs edge\.enabled"):
+        load(None, env={}, overrides=["edge.enabled=false"])
+    direct = load(None, env={}, overrides=["edge.enabled=false", "location.pidf_lo=false"])
+    assert not direct.location.pidf_lo
 
 
 def _body(rules: str = "<gp:usage-rules/>", cid: str = "loc@mno", pos: str = "-7.98 112.63",

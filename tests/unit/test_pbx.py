@@ -48,13 +48,18 @@ def test_ports_trunk_and_timers_come_from_config(tmp_path: Path) -> None:
     assert "bind = 127.0.0.1:5999" in files["pjsip.conf"]
     assert "timer_t1 = 100" in files["pjsip.conf"] and "timer_b = 6400" in files["pjsip.conf"]
     assert "port = 5998" in files["manager.conf"]
-    assert "match = 127.0.0.9" in files["pjsip_112.conf"]
+    assert "match_header" in files["pjsip_112.conf"]  # behind the edge, the default
+    direct = _render(tmp_path / "direct", "asterisk.trunk_address=127.0.0.9",
+                     "edge.enabled=false", "location.pidf_lo=false")
+    assert "match = 127.0.0.9" in direct["pjsip_112.conf"]
 
 
 def test_asterisk_parses_the_trunks_pidf_lo_only_when_configured_to(tmp_path: Path) -> None:
     profile = "geoloc_incoming_call_profile = geoloc-112-in"
-    assert profile not in _render(tmp_path / "default")["pjsip_112.conf"]
-    assert profile in _render(tmp_path / "on", "location.pidf_lo=true")["pjsip_112.conf"]
+    # On by default (behind the edge); direct mode refuses it on (tests/unit/test_edge.py).
+    assert profile in _render(tmp_path / "default")["pjsip_112.conf"]
+    off = _render(tmp_path / "off", "location.pidf_lo=false")["pjsip_112.conf"]
+    assert profile not in off
 
 
 def test_no_anonymous_endpoint_and_main_files_include_ours(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ def result(rate: float = 10, window: float = 120, peak: int = 210, **over: Any) 
         "ratios": {"setup_p50": 1.1, "setup_p95": 1.2, "setup_p99": 1.6},
         "ingest": {"sqlite": {"events_per_s": 2500, "lost": 0, "verified": True}},
         "capacity": {"rate_cps": 24},
+        "edge": {"ratios": {"p50": 1.05, "p95": 1.2}},
     }
     found.update(over)
     return found
@@ -38,6 +39,7 @@ def test_targets_met_and_missed_at_the_target_load() -> None:
         # Issue 19's: PostgreSQL not run, SQLite under 6000, no CPU ratio or baseline capacity.
         "ingest_postgresql_19": None, "ingest_sqlite_19": False, "cpu_ratio": None,
         "capacity_ratio": None,
+        "edge_ratio_p50": True, "edge_ratio_p95": False,
     }
 
 

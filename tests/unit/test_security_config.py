@@ -137,7 +137,10 @@ def test_tls_renders_the_transport_and_optional_srtp(tmp_path: Path) -> None:
 
 
 def test_require_tls_binds_operators_to_tls_and_mandatory_srtp(tmp_path: Path) -> None:
-    files = _render(tmp_path, "asterisk.tls_port=5061", *TLS, "operators.require_tls=true")
+    # Phones registering at Asterisk (direct mode); behind the edge's registrar the edge
+    # enforces the rule: test_edge_phones.test_require_tls_is_enforced_by_the_edge.
+    files = _render(tmp_path, "edge.enabled=false", "location.pidf_lo=false",
+                    "asterisk.tls_port=5061", *TLS, "operators.require_tls=true")
     pjsip_112 = files["pjsip_112.conf"]
     operators = _operators_part(pjsip_112)
     endpoints = operators.count("type = endpoint")

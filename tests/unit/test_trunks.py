@@ -14,7 +14,7 @@ def test_shipped_file_has_only_commented_examples_so_the_default_trunk_stands_al
     config = load(None, env={})
     (mno,) = load_trunks(REPO / "config" / "trunks.toml", config)
     assert (mno.endpoint, mno.networks, mno.trust_location) == ("trunk-mno", ("127.0.0.2",), True)
-    assert mno.pidf_lo is False
+    assert mno.pidf_lo is True  # location.pidf_lo, on behind the edge
 
 
 def test_extra_trunks_are_checked_and_named_in_errors(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """`scripts/bench`: the load harness. See docs/performance.md for the method.
 
-    python -m tests.harness.perf.bench [--quick] [--compare PREV.json] [--out FILE]
+    python -m tests.harness.perf.bench [--quick] [--compare PREV.json] [--out FILE] [--direct]
 
-Phases, each against a fresh sandbox: our full path (IVR over FastAGI, the service on AMI
-writing the audit); the same load against the pure-dialplan baseline; the capacity search;
-the audit ingest flood on SQLite and PostgreSQL. Every phase is bounded by SIPp's own
+Phases, each against a fresh sandbox, with the SIP edge (Kamailio) in front as by default
+(--direct: the trunk calls Asterisk itself): our full path (IVR over FastAGI, the service on
+AMI writing the audit); the same load against the pure-dialplan baseline; the capacity
+search; the edge's cost (INVITE->200 with and without it, in one centre); the audit ingest
+flood on SQLite and PostgreSQL. Every phase is bounded by SIPp's own
 -timeout and by the profile's sizes, so a run always ends by itself.
 """
 
@@ -33,6 +35,7 @@ from tests.harness.perf import (
     aml,
     capacity,
     consoles,
+    edge,
     incidents,
     ingest,
     load,
@@ -55,6 +58,8 @@ class Profile:
     load: load.Load
     search: capacity.Search
     ingest_calls: int
+    edge_calls: int
+    direct: bool = False
 
 
 QUICK = Profile(
@@ -64,6 +69,7 @@ QUICK = Profile(
     capacity.Search(start_cps=4, window_s=8, hold_s=6, key_share=1.0, max_cps=64,
                     resolution_cps=2, max_steps=4, budget_s=150),
     ingest_calls=1000,
+    edge_calls=100,
 )  # fmt: skip
 FULL = Profile(
     "full",
@@ -72,6 +78,7 @@ FULL = Profile(
     capacity.Search(start_cps=5, window_s=60, hold_s=20, key_share=0.5, max_cps=80,
                     resolution_cps=1, max_steps=7, budget_s=720),
     ingest_calls=5000,
+    edge_calls=300,
 )  # fmt: skip
 # --soak: 5 calls/s of a minute each (about 300 up at once) for 10 minutes; ours only.
 SOAK = Profile(
@@ -80,6 +87,7 @@ SOAK = Profile(
     load.Load(rate=5, calls=3000, hold_s=60),
     QUICK.search,
     ingest_calls=0,
+    edge_calls=0,
 )  # fmt: skip
 
 
@@ -111,7 +119,8 @@ def own_timings(path: Path) -> dict[str, Any]:
 
 def ours(install: AsteriskInstall, work: Path, profile: Profile,
          pinning: Pinning | None = None) -> dict[str, Any]:  # fmt: skip
-    with Centre(install, work / "ours", profile.staff, pinning=pinning) as centre:
+    with Centre(install, work / "ours", profile.staff, pinning=pinning,
+                direct=profile.direct) as centre:  # fmt: skip
         probe = work / "ours" / "probe.json"
         service = centre.serve("serve", probe_out=probe).ready()
         phase = load.run(centre, profile.load, work, "ours-load")
@@ -126,7 +135,7 @@ def ours(install: AsteriskInstall, work: Path, profile: Profile,
 def baseline(install: AsteriskInstall, work: Path, profile: Profile,
              pinning: Pinning | None = None) -> dict[str, Any]:  # fmt: skip
     with Centre(install, work / "baseline", profile.staff, baseline=True,
-                pinning=pinning) as centre:  # fmt: skip
+                pinning=pinning, direct=profile.direct) as centre:  # fmt: skip
         phase = load.run(centre, profile.load, work, "baseline-load")
         measured = phase.as_dict()
         measured["channels_left"] = wait_idle(centre)
@@ -139,7 +148,7 @@ def capacity_search(install: AsteriskInstall, work: Path, profile: Profile,
     search = profile.search
     name = "capacity-baseline" if base else "capacity"
     with Centre(install, work / name, profile.staff, baseline=base,
-                pinning=pinning) as centre:  # fmt: skip
+                pinning=pinning, direct=profile.direct) as centre:  # fmt: skip
         if not base:
             centre.serve("serve").ready()
 
@@ -190,6 +199,7 @@ def conditions(profile: Profile) -> dict[str, Any]:
         "load": profile.load.as_dict(),
         "audit_database": "sqlite (file in the run's directory)",
         "network": "loopback; trunk 127.0.0.2, operators 127.0.0.1",
+        "edge": "direct (no edge)" if profile.direct else "Kamailio in front of Asterisk",
     }
 
 
@@ -249,6 +259,14 @@ def summary(result: dict[str, Any]) -> str:
             f"{results.dig(aml_run, 'with_aml.invite_to_200_ms.p99')} ms, audit lag p99 "
             f"{results.dig(aml_run, 'without_aml.audit_lag_ms.p99')} -> "
             f"{results.dig(aml_run, 'with_aml.audit_lag_ms.p99')} ms")
+    cost = result.get("edge") or {}
+    if cost.get("edge_ms") and cost.get("direct_ms"):
+        e, d, r = cost["edge_ms"], cost["direct_ms"], cost["ratios"]
+        lines.append(
+            f"  edge: INVITE->200 ms p50/p95 {e['p50']:.3g}/{e['p95']:.3g} through Kamailio, "
+            f"{d['p50']:.3g}/{d['p95']:.3g} without (x{r['p50']}/x{r['p95']}); Kamailio CPU "
+            f"{cost['kamailio_cpu_ms_per_call']} ms per call; {cost['calls_each']} calls each"
+        )
     lines += [f"  {part} FAILED: {error}" for part, error in result.get("errors", {}).items()]
     lines.append("targets:")
     lines += results.target_lines(results.targets(result))
@@ -357,6 +375,8 @@ def run_part(part: str, result: dict[str, Any], install: AsteriskInstall, work: 
                                                           base=True)
         result["capacity_ratio"] = results.ratio(result["capacity"]["rate_cps"],
                                                  result["capacity_baseline"]["rate_cps"])
+    elif part == "edge":
+        result["edge"] = edge.run(install, work, profile.edge_calls)
     elif part == "console":
         result["console"] = consoles.run(install, work, own_timings)
     elif part == "incidents":
@@ -377,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="result JSON (default: var/bench/<profile>-<time>.json)")
     parser.add_argument("--postgres", metavar="URL",
                         help="ingest into this PostgreSQL instead of a throw-away cluster")
-    parser.add_argument("--only", choices=("load", "capacity", "ingest", "console",
+    parser.add_argument("--direct", action="store_true",
+                        help="no SIP edge: the trunk's callers send to Asterisk itself")
+    parser.add_argument("--only", choices=("load", "capacity", "edge", "ingest", "console",
                                          "incidents", "message", "aml"),
                         action="append",
                         help="run only these parts (repeatable; load = ours and baseline; "
@@ -398,13 +420,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pinning = split() if args.pin else None
     profile = SOAK if args.soak else QUICK if args.quick else FULL
+    if args.direct:
+        profile = replace(profile, direct=True)
     if args.answer_ms is not None:
         profile = replace(profile, staff=replace(profile.staff, answer_ms=args.answer_ms))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or CHECKOUT / "var" / "bench" / f"{profile.name}-{stamp}.json"
     work = CHECKOUT / "var" / "bench" / "work" / stamp
     work.mkdir(parents=True, exist_ok=True)
-    parts = {"soak"} if args.soak else set(args.only or ("load", "capacity", "ingest"))
+    # The edge's own cost needs the edge: a --direct run leaves it out.
+    default_parts = ("load", "capacity", "ingest", *(() if args.direct else ("edge",)))
+    parts = {"soak"} if args.soak else set(args.only or default_parts)
     started = time.monotonic()
     result: dict[str, Any] = {
         "schema": results.SCHEMA,
@@ -427,8 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (work / "bench.log").open("a") as log_file:
         logs.configure("info", "json", stream=log_file)
         install = install_for(config_mod.load(None, env={}))
-        for part in ("load", "capacity", "ingest", "console", "soak", "incidents", "message",
-                     "aml"):
+        for part in ("load", "capacity", "edge", "ingest", "console", "soak", "incidents",
+                     "message", "aml"):
             if part not in parts:
                 continue
             try:

@@ -1,10 +1,12 @@
 """A whole 112 centre on loopback for the bench and the drills.
 
 An isolated sandbox Asterisk (own runtime directory, free ports) rendered from our
-dialplans, the audit store, the routing table, a roster of bench operators all in one
-regency and logged in, and the operators' phones. ``baseline=True`` renders the same centre
-with ``[emergency-112]`` reduced to Answer and Queue: no AGI, and no service attached to
-AMI while calls run. The service itself is started by the caller (bench or drill).
+dialplans, with the SIP edge (Kamailio) in front of it as by default (``direct=True``: the
+trunk calls Asterisk itself), the audit store, the routing table, a roster of bench
+operators all in one regency and logged in, and the operators' phones. ``baseline=True``
+renders the same centre with ``[emergency-112]`` reduced to Answer and Queue: no AGI, and
+no service attached to AMI while calls run. The service itself is started by the caller
+(bench or drill).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from telephony.config import resolve_path
 from telephony.control import ami_session
+from telephony.edge.process import Kamailio
 from telephony.location import import_routes, load_regions, queue_name
 from telephony.operators import presence
 from telephony.operators.roster import load_roster
@@ -29,7 +32,7 @@ from telephony.resources import shipped
 from telephony.store import open_database
 from tests.harness.perf.phones import Phones
 from tests.harness.perf.pinning import Pinning, pin
-from tests.harness.sandbox import sandbox_config
+from tests.harness.sandbox import DIRECT, asterisk_target, phone_target, sandbox_config
 from tests.harness.service import ServeProcess
 
 ROUTES = shipped("config/routing.example.csv")
@@ -94,6 +97,7 @@ class Centre:
         overrides: Sequence[str] = (),
         limit_s: float = 900.0,
         pinning: Pinning | None = None,
+        direct: bool = False,
     ) -> None:
         self.install = install
         self.pinning = pinning
@@ -110,20 +114,35 @@ class Centre:
             f"audit.database_url={database}",
             f"operators.file={roster}",
             f"operators.wrapup_s={staff.wrapup_s}",
+            *(DIRECT if direct else ()),
             *overrides,
             short_timers=False,
         )
         self.layout = layout_for(self.config)
         self.asterisk = Asterisk(install, self.layout)
+        self.edge = Kamailio(self.config) if self.config.edge.enabled else None
         self.phones = Phones(
-            self.sip_target, accounts(staff.count), root / "phones",
+            self.phone_target, accounts(staff.count), root / "phones",
             answer_ms=staff.answer_ms, limit_s=limit_s,
         )  # fmt: skip
         self.services: list[ServeProcess] = []
 
     @property
     def sip_target(self) -> str:
-        return f"{self.config.asterisk.sip_bind}:{self.config.asterisk.sip_port}"
+        """Where the trunk's callers send: the edge, or Asterisk in direct mode."""
+        if self.edge is not None:
+            return f"{self.config.edge.bind}:{self.config.edge.port}"
+        return self.asterisk_target
+
+    @property
+    def phone_target(self) -> str:
+        """Where the operators register: the edge's phone port by default, or Asterisk."""
+        return phone_target(self.config, edge_running=self.edge is not None)
+
+    @property
+    def asterisk_target(self) -> str:
+        """Asterisk itself, for calls that go round the edge on purpose."""
+        return asterisk_target(self.config)
 
     @property
     def queue(self) -> str:
@@ -143,6 +162,8 @@ class Centre:
         self.asterisk = sandbox.start(
             self.config, self.install, edit=self.use_baseline if self.baseline else None
         )
+        if self.edge is not None:
+            self.edge.start()
         self.prepare_database()
         self.phones.start()
         if self.baseline:
@@ -187,14 +208,16 @@ class Centre:
 
     def pids(self) -> dict[str, int]:
         found = {"asterisk": pid} if (pid := self.asterisk.pid()) else {}
+        if self.edge is not None and (edge_pid := self.edge.pid()):
+            found["kamailio"] = edge_pid
         live = [s for s in self.services if s.proc.poll() is None]
         if live:
             found["serve"] = live[-1].pid
         return found
 
     def pin(self, *load_pids: int | None) -> None:
-        """With ``pinning``: Asterisk and serve on the platform's CPUs, the operators' SIPp
-        and ``load_pids`` (the callers' SIPp) on the load's."""
+        """With ``pinning``: Asterisk, Kamailio and serve on the platform's CPUs, the
+        operators' SIPp and ``load_pids`` (the callers' SIPp) on the load's."""
         if self.pinning is None:
             return
         for pid in self.pids().values():
@@ -208,3 +231,5 @@ class Centre:
             service.stop()
         self.phones.stop()
         self.asterisk.stop()
+        if self.edge is not None:
+            self.edge.stop()

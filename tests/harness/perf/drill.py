@@ -1,9 +1,10 @@
 """`scripts/drill`: fault drills, each printing PASS or FAIL with its figure.
 
-    python -m tests.harness.perf.drill [NAME ...] [--quick] [--out FILE]
+    python -m tests.harness.perf.drill [NAME ...] [--quick] [--direct] [--out FILE]
 
-Every drill builds its own sandbox centre (Asterisk, the real `telephony serve`, SIPp
-operators), runs calls through one fault, and judges the outcome. See docs/performance.md.
+Every drill builds its own sandbox centre (Asterisk behind the SIP edge, Kamailio, as by
+default, or without it with --direct; the real `telephony serve`, SIPp operators), runs
+calls through one fault, and judges the outcome. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer calls, shorter outages")
     parser.add_argument("--calls", type=int, metavar="N", help="calls per drill (default: "
                         "by drill, fewer with --quick)")
+    parser.add_argument("--direct", action="store_true",
+                        help="no SIP edge: the trunk's callers send to Asterisk itself")
     parser.add_argument("--out", type=Path, metavar="FILE", help="verdicts as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
@@ -68,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     verdicts = []
     with (work / "drill.log").open("a") as log_file:
         logs.configure("info", "json", stream=log_file)
-        ctx = Context(install_for(config_mod.load(None, env={})), work, args.quick, args.calls)
+        ctx = Context(install_for(config_mod.load(None, env={})), work, args.quick, args.calls,
+                      args.direct)
         for name in args.names or list(DRILLS):
             verdict = run_one(name, ctx)
             verdicts.append(verdict)
@@ -78,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(
-            {"quick": args.quick, "started": stamp,
+            {"quick": args.quick, "direct": args.direct, "started": stamp,
              "drills": [{"name": v.name, "passed": v.passed, "figure": v.figure,
                          "detail": v.detail} for v in verdicts]}, indent=2) + "\n")
     if not args.keep:

@@ -2,12 +2,14 @@
 
 flood: INVITEs at 300/s from a loopback address that is not the trunk while the trunk
 places 112 calls; at least 99% of the trunk's calls are answered, no flood INVITE is, and
-Asterisk's security log records the flood. malformed: INVITEs whose identity, location or
-body are broken or oversized; every one of those calls must still ring an operator with the
-configuration a centre runs by default, and none of them may file an audit row under the
-Linkedid that the CR/LF kinds forge. It then probes whether this Asterisk survives
-parsing a PIDF-LO without <usage-rules> itself (location.pidf_lo = true): Asterisk 22.10.1
-does not, which is why that option is off by default. The probe is reported, not judged.
+the flood is seen where it is stopped: behind the edge (the default), Kamailio blocked the
+source (its counters); in direct mode, Asterisk's security log. malformed: INVITEs whose
+identity, location or body are broken or oversized; every one of those calls must still
+ring an operator with the configuration a centre runs by default, and none of them may file
+an audit row under the Linkedid that the CR/LF kinds forge. It then probes whether this
+Asterisk survives parsing a PIDF-LO without <usage-rules> itself, sent round the edge as
+the edge would relay it: Asterisk 22.10.1 does not, which is why the edge strips such
+bodies and direct mode refuses location.pidf_lo. The probe is reported, not judged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from telephony.audit import AuditEvent
+from telephony.contract import TRUNK_HEADER
 from telephony.pbx.process import AsteriskError
 from telephony.store import open_database
 from tests.harness import sipp
@@ -25,6 +28,7 @@ from tests.harness.net import STRANGER, free_udp
 from tests.harness.perf.centre import Centre
 from tests.harness.perf.load import IDENTITY, SDP, Calls, Invite, Load, Phase
 from tests.harness.perf.verdict import Context, Verdict
+from tests.harness.sandbox import INSIDE
 
 FLOOD_CPS = 300
 TRUNK_ANSWERED = 0.99
@@ -98,6 +102,7 @@ def flood(ctx: Context) -> Verdict:
         centre.serve("serve").ready()
         security = centre.layout.log / "security.log"
         offset = security.stat().st_size if security.exists() else 0
+        edge_before = centre.edge.rpc.statistics().counters if centre.edge else {}
         scenario = sipp.render("flood.xml", ctx.workdir / "flood")
         attackers = sipp.Sipp(
             "flood", scenario, centre.sip_target, source=STRANGER, port=free_udp(STRANGER),
@@ -114,18 +119,30 @@ def flood(ctx: Context) -> Verdict:
         with security.open("rb") as fh:
             fh.seek(offset)
             logged = sum(1 for line in fh if STRANGER.encode() in line)
+        edge = ({k: v - edge_before[k] for k, v in centre.edge.rpc.statistics().counters.items()}
+                if centre.edge else None)  # fmt: skip
     sent = flooded.created if flooded else 0
     refused = flooded.successful if flooded else 0
     answered = phase.answered / trunk_load.calls
-    ok = answered >= TRUNK_ANSWERED and accepted == 0 and refused > 0 and logged > 0
+    if edge is not None:
+        # Stopped at the edge: a few 403s, then the source is blocked and dropped unanswered.
+        seen = edge["flood_blocked_sources"] >= 1 and edge["flood_dropped"] > 0
+        where = (f"edge: {edge['refused_untrusted']} refused (403), source blocked "
+                 f"{edge['flood_blocked_sources']}x, {edge['flood_dropped']} dropped; "
+                 f"{logged} reached Asterisk's security log")
+    else:
+        seen = refused > 0 and logged > 0
+        where = f"{logged} security events about {STRANGER} (direct mode)"
+    ok = answered >= TRUNK_ANSWERED and accepted == 0 and seen
     figure = (f"trunk: {phase.answered}/{trunk_load.calls} answered ({answered:.1%}, bar "
               f"{TRUNK_ANSWERED:.0%}), setup p99 "
               f"{phase.setup_ms.p99 if phase.setup_ms else math.nan:.1f} ms; flood from "
               f"{STRANGER}: {sent} INVITEs in {window_s:.0f} s, {refused} refused, {accepted} "
-              f"answered; {logged} security events about {STRANGER}")  # fmt: skip
+              f"answered; {where}")  # fmt: skip
     return Verdict("flood", ok, figure, {"trunk": phase.as_dict(), "flood_sent": sent,
                                          "flood_refused": refused, "flood_answered": accepted,
-                                         "security_events": logged})  # fmt: skip
+                                         "security_events": logged, "edge": edge,
+                                         "trunk_answered_share": round(answered, 4)})  # fmt: skip
 
 
 def _alive(centre: Centre) -> bool:
@@ -136,12 +153,20 @@ def _alive(centre: Centre) -> bool:
     return True
 
 
-def _pidf_by_value_survives(ctx: Context) -> bool:
+def _pidf_by_value_survives(ctx: Context) -> bool | None:
+    """Whether Asterisk itself survives a PIDF-LO without usage-rules: sent round the edge,
+    from the edge's address with its trunk header. None in direct mode, which refuses
+    location.pidf_lo, so that Asterisk never parses a trunk's PIDF-LO there."""
+    if ctx.direct:
+        return None
     load = Load(rate=1, calls=1, hold_s=1, key_share=1.0, audio=False)
-    with ctx.centre("malformed-pidf-by-value", overrides=("location.pidf_lo=true",)) as centre:
+    bad = MALFORMED["PIDF-LO without usage-rules"]
+    invite = Invite(headers=f"{bad.headers}\n{TRUNK_HEADER}: mno",
+                    content_type=bad.content_type, body=bad.body)
+    with ctx.centre("malformed-pidf-by-value") as centre:
         centre.serve("serve").ready()
-        Calls(centre, load, ctx.workdir, "malformed-pidf-by-value-calls",
-              MALFORMED["PIDF-LO without usage-rules"]).start().wait()  # fmt: skip
+        Calls(centre, load, ctx.workdir, "malformed-pidf-by-value-calls", invite,
+              source=INSIDE, target=centre.asterisk_target).start().wait()  # fmt: skip
         return _alive(centre)
 
 
@@ -184,13 +209,13 @@ def malformed(ctx: Context) -> Verdict:
         ring = f" (ring p99 {phase.ring_s.p99:.2f} s)" if phase.ring_s else ""
         lines.append(f"{kind} {rung}/{per_kind}{ring}{' ASTERISK CRASHED' if crashed else ''}")
     by_value = _pidf_by_value_survives(ctx)
-    probe = ("survives" if by_value else
-             "CRASHES Asterisk: keep location.pidf_lo = false on this version")  # fmt: skip
+    probe = ("not probed (direct mode)" if by_value is None else "survives" if by_value else
+             "CRASHES Asterisk: only the edge's check makes location.pidf_lo safe")  # fmt: skip
     return Verdict(
         "malformed", ok,
         "rang an operator: " + "; ".join(lines)
         + f". Audit rows under the forged Linkedid: {forged}. Probe, PIDF-LO without "
-        f"usage-rules parsed by Asterisk (pidf_lo = true): {probe}",
+        f"usage-rules sent round the edge to Asterisk (pidf_lo = true): {probe}",
         {"kinds": {kind: {**phase.as_dict(), "asterisk_crashed": crashed}
                    for kind, (phase, crashed) in outcomes.items()},
          "pidf_by_value_survives": by_value, "forged_audit_rows": forged},

@@ -199,7 +199,8 @@ class Calls:
     """A load placed by one caller SIPp: started, then waited for and measured."""
 
     def __init__(
-        self, centre: Centre, load: Load, workdir: Path, name: str, invite: Invite = Invite()
+        self, centre: Centre, load: Load, workdir: Path, name: str, invite: Invite = Invite(),
+        *, source: str = TRUNK, target: str | None = None,
     ) -> None:
         self.centre = centre
         self.load = load
@@ -220,11 +221,11 @@ class Calls:
         )  # fmt: skip
         concurrent = math.ceil(load.rate * (load.hold_s + 15)) + 50
         self.sipp = sipp.Sipp(
-            "callers", scenario, centre.sip_target, source=TRUNK, port=free_udp(TRUNK),
-            workdir=directory,
+            "callers", scenario, target or centre.sip_target, source=source,
+            port=free_udp(source), workdir=directory,
             args=("-s", "112", "-inf", str(inf), "-m", str(load.calls), "-r", f"{load.rate:g}",
                   "-d", str(int(load.hold_s * 1000)), "-l", str(concurrent),
-                  "-mp", str(free_udp(TRUNK)),
+                  "-mp", str(free_udp(source)),
                   *(arg for key, value in invite.keys for arg in ("-key", key, value))),
             limit_s=load.window_s + load.hold_s + MARGIN_S,
         )  # fmt: skip

@@ -38,7 +38,8 @@ def split() -> Pinning:
 
 
 def pin(pid: int, cpus: Iterable[int]) -> None:
-    """Every thread of ``pid`` onto ``cpus``; a process that has just exited is skipped."""
+    """Every thread of ``pid`` and of its child processes onto ``cpus``; a process that has
+    just exited is skipped."""
     wanted = set(cpus)
     try:
         threads = [int(name) for name in os.listdir(Path("/proc") / str(pid) / "task")]
@@ -47,6 +48,11 @@ def pin(pid: int, cpus: Iterable[int]) -> None:
     for tid in threads:
         with contextlib.suppress(ProcessLookupError):
             os.sched_setaffinity(tid, wanted)
+        # Kamailio's workers are processes forked at its start, before it could be pinned.
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            children = (Path("/proc") / str(pid) / "task" / str(tid) / "children").read_text()
+            for child in children.split():
+                pin(int(child), wanted)
 
 
 @contextlib.contextmanager

@@ -140,6 +140,9 @@ def targets(result: Mapping[str, Any]) -> list[Target]:
         *([Target("incident_webhook_p99", "incident created to its webhook delivered p99 "
                   "(receiver up)", _number(dig(result, "incidents.created_to_delivered_s.p99")),
                   "s", 1.0)] if "incidents" in result else []),
+        *(Target(f"edge_ratio_{p}", f"INVITE->200 {p} through the edge within 1.1x without it",
+                 _number(dig(result, f"edge.ratios.{p}")), "x", 1.1)
+          for p in ("p50", "p95")),
     ]  # fmt: skip
 
 

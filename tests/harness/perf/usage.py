@@ -44,6 +44,22 @@ def read(pid: int) -> Reading | None:
     return parse_stat(text, time.monotonic())
 
 
+def _parent(entry: Path) -> int | None:
+    try:
+        text = (entry / "stat").read_text()
+    except OSError:
+        return None
+    return int(text[text.rindex(")") + 2 :].split()[1])
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of `pid` and its direct children: Kamailio's work is done in the SIP
+    worker processes it forks, not in the main one."""
+    pids = [pid] + [int(e.name) for e in Path("/proc").iterdir()
+                    if e.name.isdigit() and _parent(e) == pid]  # fmt: skip
+    return sum(r.cpu_s for p in pids if (r := read(p)) is not None)
+
+
 @dataclass(frozen=True)
 class Usage:
     cpu_percent: float

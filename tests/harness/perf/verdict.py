@@ -36,6 +36,8 @@ class Context:
     quick: bool
     calls: int | None = None
     """Calls per drill, instead of the quick or full count."""
+    direct: bool = False
+    """No SIP edge: the trunk's callers send to Asterisk itself (scripts/drill --direct)."""
 
     def sized(self, quick: int, full: int) -> int:
         if self.calls is not None:
@@ -45,7 +47,7 @@ class Context:
     def centre(self, name: str, *, database_url: str | None = None,
                staff: Staff = DRILL_STAFF, overrides: Sequence[str] = ()) -> Centre:  # fmt: skip
         return Centre(self.install, self.workdir / name, staff, database_url=database_url,
-                      overrides=overrides)  # fmt: skip
+                      overrides=overrides, direct=self.direct)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A sandbox Asterisk in edge mode with a real Kamailio in front of it, on free ports.
+"""The sandbox (edge mode, the default: a real Kamailio in front of Asterisk, free ports).
 
 Two trunks: the default "mno" at 127.0.0.2 and "telco2" at 127.0.0.4. Kamailio talks to
 Asterisk from 127.0.0.10, the only address Asterisk accepts trunk calls from.
@@ -7,7 +7,6 @@ Asterisk from 127.0.0.10, the only address Asterisk accepts trunk calls from.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,14 +14,12 @@ from pathlib import Path
 import pytest
 
 from telephony.edge.process import Kamailio
-from telephony.edge.render import EdgeError, EdgeLayout
+from telephony.edge.render import EdgeError
 from telephony.edge.stats import EdgeStats
 from telephony.pbx.provision import AsteriskInstall
-from tests.harness.net import free_port
 from tests.harness.sandbox import Sandbox, start_sandbox
 from tests.harness.sipp import run_scenario
 
-INSIDE = "127.0.0.10"
 TRUNKS = """\
 [[trunk]]
 name = "telco2"
@@ -58,12 +55,14 @@ class Edge:
 HOSTILE = "uac_hostile.xml"
 
 
-_ENTRY = re.compile(r"^(\d{5}) \d+ \* (?:<==|==>) (\S+)\s+(.*)$", re.MULTILINE)
+_ENTRY = re.compile(r"^(\d{5}) \d+ \* (<==|==>) (\S+)\s+(.*)$", re.MULTILINE)
 
 
 def history(edge: Edge) -> list[tuple[int, str, str]]:
-    """Asterisk's pjsip history: (number, peer address, first line) of every SIP message."""
-    return [(int(n), peer, line) for n, peer, line in _ENTRY.findall(edge.asterisk_history())]
+    """Asterisk's pjsip history: (number, peer address, first line) of every SIP message,
+    but for Asterisk's own qualify OPTIONS (to the operators' phones, through the edge)."""
+    return [(int(n), peer, line) for n, way, peer, line in _ENTRY.findall(edge.asterisk_history())
+            if not (way == "==>" and line.startswith("OPTIONS "))]
 
 
 def hostile(edge: Edge, source: str = "127.0.0.2", **keys: str) -> tuple[bool, str]:
@@ -81,41 +80,26 @@ def start_edge(install: AsteriskInstall, root: Path, *overrides: str) -> Edge:
     root.mkdir(parents=True, exist_ok=True)
     trunks = root / "trunks.toml"
     trunks.write_text(TRUNKS)
-    box = start_sandbox(
-        install, root,
-        "edge.enabled=true",
-        f"asterisk.trunks_file={trunks}",
-        f"edge.runtime_dir={root / 'kamailio'}",
-        f"edge.port={free_port(socket.SOCK_DGRAM)}",
-        f"edge.inside_address={INSIDE}",
-        f"edge.inside_port={free_port(socket.SOCK_DGRAM, INSIDE)}",
-        f"edge.rpc_port={free_port()}",
-        f"edge.validator_port={free_port()}",
-        *overrides,
-    )  # fmt: skip
-    kamailio = Kamailio(box.config, EdgeLayout(root / "kamailio"))
+    box = start_sandbox(install, root, f"asterisk.trunks_file={trunks}", *overrides)
+    assert box.edge is not None, "the edge is the default"
     try:
-        kamailio.start()
         box.asterisk.cli("pjsip set history on")
     except BaseException:
-        box.asterisk.stop()
+        box.stop()
         raise
-    return Edge(box, kamailio)
+    return Edge(box, box.edge)
 
 
 def stop_edge(edge: Edge) -> None:
-    try:
-        edge.kamailio.stop()
-    finally:
-        edge.box.asterisk.stop()
+    edge.box.stop()
 
 
 @pytest.fixture(scope="module")
 def edge(
     asterisk_install: AsteriskInstall, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Edge]:
-    """Location by value on, as the edge is what makes it safe."""
-    found = start_edge(asterisk_install, tmp_path_factory.mktemp("edge"), "location.pidf_lo=true")
+    """The defaults: location by value on, as the edge is what makes it safe."""
+    found = start_edge(asterisk_install, tmp_path_factory.mktemp("edge"))
     try:
         yield found
     finally:

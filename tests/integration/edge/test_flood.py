@@ -12,9 +12,9 @@ import pytest
 
 from telephony.pbx.provision import AsteriskInstall
 from tests.harness.net import free_port
+from tests.harness.raw import invite
 from tests.harness.sipp import SCENARIOS, binary, run_scenario
 from tests.integration.edge.conftest import Edge, start_edge, stop_edge
-from tests.integration.edge.raw import invite
 
 pytestmark = pytest.mark.asterisk
 

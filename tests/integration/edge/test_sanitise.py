@@ -11,8 +11,8 @@ import pytest
 
 from telephony.ami import Frame
 from telephony.control import Watcher, watching
+from tests.harness.raw import invite
 from tests.integration.edge.conftest import Edge, history, hostile
-from tests.integration.edge.raw import invite
 
 pytestmark = pytest.mark.asterisk
 

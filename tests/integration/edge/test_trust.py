@@ -9,9 +9,10 @@ import pytest
 
 from telephony.ami.frames import Frame
 from telephony.control import watching
+from tests.harness.raw import invite
+from tests.harness.sandbox import INSIDE
 from tests.harness.sipp import run_scenario
-from tests.integration.edge.conftest import INSIDE, Edge, history, hostile
-from tests.integration.edge.raw import invite
+from tests.integration.edge.conftest import Edge, history, hostile
 
 pytestmark = pytest.mark.asterisk
 
@@ -52,8 +53,9 @@ def test_asterisk_refuses_a_trunk_header_that_does_not_come_from_the_edge(
 ) -> None:
     """Behind the edge, Asterisk's identify matches the header, and only the edge's address
     may send it: the trunk going round the edge is refused, whatever it claims."""
-    host, port = quiet_edge.box.sip_target.split(":")
-    answer = invite((host, int(port)), extra=b"X-Telephony-Trunk: mno\r\n")
+    asterisk = quiet_edge.box.config.asterisk
+    host, port = asterisk.sip_bind, asterisk.sip_port
+    answer = invite((host, port), extra=b"X-Telephony-Trunk: mno\r\n")
     assert answer.code in (401, 403), answer.final
 
 
