@@ -31,6 +31,7 @@ DIRECT = "edge: off (edge.enabled = false, direct mode): no Kamailio files rende
 
 
 def _render(config: Config, args: argparse.Namespace) -> int:
+    _edge_preflight(config, args)
     result = deploy.render(config, args.target)
     _print_rendered(result)
     _edge_install(config, args)
@@ -38,6 +39,12 @@ def _render(config: Config, args: argparse.Namespace) -> int:
     for main, line in result.include_lines.items():
         print(f"  {main}: {line}")
     return 0
+
+
+def _edge_preflight(config: Config, args: argparse.Namespace) -> None:
+    """Refuse before anything is written, Asterisk's files included."""
+    if config.edge.enabled:
+        edge_deploy.refuse_foreign(config, layout_for(config, args.edge_target))
 
 
 def _edge_install(config: Config, args: argparse.Namespace) -> edge_deploy.Installed | None:
@@ -58,7 +65,6 @@ def _print_rendered(result: deploy.Rendered | edge_deploy.Installed) -> None:
 
 def _edge_problems(config: Config, args: argparse.Namespace) -> list[Problem]:
     if not config.edge.enabled:
-        print(DIRECT)
         return []
     return edge_deploy.verify(config, layout_for(config, args.edge_target))
 
@@ -89,11 +95,14 @@ def _report(problems: tuple[Problem, ...] | list[Problem], what: str) -> int:
 def _check(config: Config, args: argparse.Namespace) -> int:
     cli, config, confdir = _target(config, args)
     problems = deploy.verify(cli, config, confdir)
+    if not config.edge.enabled:
+        print(DIRECT)
     return _report([*problems, *_edge_problems(config, args)], "check")
 
 
 def _apply(config: Config, args: argparse.Namespace) -> int:
     cli, config, confdir = _target(config, args)
+    _edge_preflight(config, args)
     applied = deploy.apply(cli, config, confdir)
     _print_rendered(applied.rendered)
     print(f"reloaded  {', '.join(deploy.RELOADS)}")

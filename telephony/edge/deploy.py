@@ -56,8 +56,9 @@ class Effect:
     problems: tuple[Problem, ...]
 
 
-def install(config: Config, layout: EdgeLayout) -> Installed:
-    """Write the edge's files into `layout.conf`; refuse to replace one we did not write."""
+def refuse_foreign(config: Config, layout: EdgeLayout) -> dict[Path, str]:
+    """The edge's files as rendered, unless one of them would replace a file not ours;
+    deploy asks before it writes anything, Asterisk's files included."""
     files = render(config, layout)
     if refused := foreign(files):
         names = ", ".join(str(p) for p in refused)
@@ -66,6 +67,12 @@ def install(config: Config, layout: EdgeLayout) -> Installed:
             "kamailio.cfg: move it aside, and disable kamailio.service, which "
             f"{UNIT} replaces)"
         )
+    return files
+
+
+def install(config: Config, layout: EdgeLayout) -> Installed:
+    """Write the edge's files into `layout.conf`; refuse to replace one we did not write."""
+    files = refuse_foreign(config, layout)
     written, unchanged = [], []
     for path, text in files.items():
         if path.exists() and path.read_text() == text:
