@@ -14,7 +14,6 @@ systemd.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import tempfile
@@ -25,18 +24,21 @@ from pathlib import Path
 import structlog
 
 from telephony.config import Config
-from telephony.edge import phones
 from telephony.edge.process import kamailio_binary, syntax_check
-from telephony.edge.render import EdgeError, EdgeLayout, foreign, is_ours, render
+from telephony.edge.render import (
+    EdgeError,
+    EdgeLayout,
+    foreign,
+    is_ours,
+    render,
+    write_subscriber_table,
+)
 from telephony.edge.stats import RpcClient
 from telephony.pbx.check import Problem
 
 log = structlog.get_logger(__name__)
 
 UNIT = "telephony-edge.service"
-# Only readable by Kamailio's group: the phones' HA1 digests.
-SECRET_MODE = 0o640
-SECRET_DIR_MODE = 0o750
 PUBLIC_MODE = 0o644
 # systemd is running when this exists (sd_booted(3)).
 SYSTEMD = Path("/run/systemd/system")
@@ -78,26 +80,21 @@ def install(config: Config, layout: EdgeLayout) -> Installed:
         if path.exists() and path.read_text() == text:
             unchanged.append(path)
             continue
-        _write(path, text, secret=path.name == phones.TABLE)
+        if path == layout.subscribers:
+            write_subscriber_table(layout, text)
+        else:
+            _write(path, text)
         written.append(path)
     return Installed(tuple(written), tuple(unchanged))
 
 
-def _write(path: Path, text: str, *, secret: bool) -> None:
-    """Atomically; the credentials 0640 in the group of the config directory (Kamailio's),
-    before a byte of them is written."""
-    if secret and not path.parent.exists():
-        path.parent.mkdir(mode=SECRET_DIR_MODE, parents=True)
-        with contextlib.suppress(PermissionError):
-            os.chown(path.parent, -1, path.parent.parent.stat().st_gid)
+def _write(path: Path, text: str) -> None:
+    """Atomically, world-readable: kamailio.cfg and the address list hold no secret."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_MODE if secret else PUBLIC_MODE)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PUBLIC_MODE)
     try:
         with os.fdopen(fd, "w") as fh:
-            if secret:
-                with contextlib.suppress(PermissionError):
-                    os.fchown(fh.fileno(), -1, path.parent.stat().st_gid)
             fh.write(text)
         tmp.replace(path)
     except BaseException:

@@ -8,7 +8,9 @@ so the edge and Asterisk cannot disagree on who a trunk is.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,7 +184,7 @@ def write(config: Config, layout: EdgeLayout) -> None:
     layout.conf.mkdir(parents=True, exist_ok=True)
     for path, text in files.items():
         if path == layout.subscribers:
-            _write_subscribers(layout, text)
+            write_subscriber_table(layout, text)
         else:
             path.write_text(text)
 
@@ -191,14 +193,29 @@ def write_subscribers(config: Config, layout: EdgeLayout) -> None:
     """The registrar's credentials only, after `operators add/remove`: a running Kamailio
     reads the table again when its file changes (db_text's non-caching mode)."""
     if config.edge.phones_via_edge:
-        _write_subscribers(layout, phones.subscriber_table(phones.operators(config)))
+        write_subscriber_table(layout, phones.subscriber_table(phones.operators(config)))
 
 
-def _write_subscribers(layout: EdgeLayout, text: str) -> None:
-    # HA1 digests: readable by Kamailio's user only; replaced whole, never read half-written.
-    layout.db.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = layout.subscribers.with_name(f".{phones.TABLE}.tmp")
-    tmp.unlink(missing_ok=True)
-    tmp.touch(mode=0o600)
-    tmp.write_text(text)
-    tmp.replace(layout.subscribers)
+def write_subscriber_table(layout: EdgeLayout, text: str) -> None:
+    """HA1 digests, replaced whole, never read half-written. In the sandbox Kamailio runs as
+    whoever renders: 0600. Installed (edge.config_dir), Kamailio's own user reads them
+    through the group of the config directory: 0640, set before a byte is written."""
+    shared = layout.etc is not None
+    dir_mode, mode = (0o750, 0o640) if shared else (0o700, 0o600)
+    if not layout.db.exists():
+        layout.db.mkdir(mode=dir_mode, parents=True)
+        if shared:
+            with contextlib.suppress(PermissionError):
+                os.chown(layout.db, -1, layout.conf.stat().st_gid)
+    tmp = layout.subscribers.with_name(f".{phones.TABLE}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            if shared:
+                with contextlib.suppress(PermissionError):
+                    os.fchown(fh.fileno(), -1, layout.db.stat().st_gid)
+            fh.write(text)
+        tmp.replace(layout.subscribers)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

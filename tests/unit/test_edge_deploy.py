@@ -11,7 +11,7 @@ import pytest
 from telephony.commands import deploy as commands
 from telephony.config import Config, load
 from telephony.edge import deploy, phones
-from telephony.edge.render import MARKER, EdgeError, is_ours, layout_for
+from telephony.edge.render import MARKER, EdgeError, is_ours, layout_for, write, write_subscribers
 from tests.harness.net import free_port
 from tests.harness.sandbox import production_roster
 
@@ -39,8 +39,8 @@ def test_the_files_go_to_the_target_marked_and_the_credentials_not_world_readabl
     assert layout.addresses.read_text().startswith(MARKER + "\n")
     assert layout.subscribers.read_text().startswith(phones.COLUMNS + "\n")
     assert all(is_ours(p) for p in installed.written)
-    assert layout.subscribers.stat().st_mode & 0o777 == deploy.SECRET_MODE
-    assert layout.db.stat().st_mode & 0o777 == deploy.SECRET_DIR_MODE
+    assert layout.subscribers.stat().st_mode & 0o777 == 0o640
+    assert layout.db.stat().st_mode & 0o777 == 0o750
     # The config names the installed files, not the runtime directory's.
     assert f'"{layout.addresses}"' in layout.cfg.read_text()
     assert f"text://{layout.db}" in layout.cfg.read_text()
@@ -125,3 +125,15 @@ def test_render_with_the_edge_writes_both_trees(
     out = capsys.readouterr().out
     assert f"wrote     {edge / 'kamailio.cfg'}" in out
     assert f"wrote     {tmp_path / 'etc' / 'pjsip_112.conf'}" in out
+
+
+def test_operators_add_keeps_the_installed_table_readable_by_kamailios_group_only(
+    tmp_path: Path,
+) -> None:
+    installed = _config(tmp_path, f"edge.config_dir={tmp_path / 'etc'}")
+    write_subscribers(installed, layout_for(installed))
+    assert (tmp_path / "etc" / "db" / "subscriber").stat().st_mode & 0o777 == 0o640
+    # The sandbox's Kamailio runs as whoever renders it: nobody else reads the digests.
+    sandbox = _config(tmp_path / "sandbox")
+    write(sandbox, layout_for(sandbox))
+    assert layout_for(sandbox).subscribers.stat().st_mode & 0o777 == 0o600
