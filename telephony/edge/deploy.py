@@ -108,12 +108,12 @@ def verify(config: Config, layout: EdgeLayout) -> list[Problem]:
     problems: list[Problem] = []
     for path, text in render(config, layout).items():
         if not path.exists():
-            problems.append(Problem("missing: run `telephony deploy apply`", path))
+            problems.append(Problem("missing: run telephony deploy apply", path))
         elif not is_ours(path):
             problems.append(Problem("not written by telephony (no marker)", path))
         elif path.read_text() != text:
             problems.append(Problem("not what the configuration renders now: run "
-                                    "`telephony deploy apply`", path))
+                                    "telephony deploy apply", path))
     if layout.cfg.exists():
         with tempfile.TemporaryDirectory(prefix="telephony-edge-check-") as run_dir:
             try:
