@@ -194,6 +194,9 @@ class EdgeConfig:
     enabled: bool = True
     binary: str = "kamailio"
     runtime_dir: str = "var/kamailio"
+    # Production: where `deploy apply` installs kamailio.cfg and its data files (e.g.
+    # "/etc/kamailio"), and `edge run` runs them without rendering. Empty: runtime_dir.
+    config_dir: str = ""
     # Where trunks send their INVITEs: the only SIP port open to the network.
     bind: str = "127.0.0.1"
     port: int = _checked(5060, _port)

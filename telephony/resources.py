@@ -1,4 +1,5 @@
-"""The files the product ships besides its code: dialplans/, ivr_prompts/ and config/.
+"""The files the product ships besides its code: dialplans/, ivr_prompts/, config/ and
+kamailio/.
 
 They live at the top of the checkout (the layout is part of the product) and
 `telephony/data/` links to them, so the wheel carries them as package data and
@@ -10,7 +11,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-SHIPPED = ("dialplans", "ivr_prompts", "config")
+SHIPPED = ("dialplans", "ivr_prompts", "config", "kamailio")
 
 
 def shipped(name: str) -> Path:

@@ -18,13 +18,13 @@ from telephony.operators.roster import REALM, Operator, load_roster
 COUNTERS = ("phone_auth_failed", "phone_insecure")
 TABLE = "subscriber"
 # db_text's header line: column(type) ..., then one row per operator, ':'-separated.
-_COLUMNS = "id(int,auto) username(string) domain(string) ha1(string)"
+COLUMNS = "id(int,auto) username(string) domain(string) ha1(string)"
 
 
 def subscriber_table(operators: Sequence[Operator]) -> str:
     """auth_db's subscriber table in db_text's format. Ids, realm and HA1 carry no ':'."""
     rows = [f"{n}:{op.id}:{REALM}:{op.ha1}" for n, op in enumerate(operators, start=1)]
-    return "\n".join([_COLUMNS, *rows]) + "\n"
+    return "\n".join([COLUMNS, *rows]) + "\n"
 
 
 def operators(config: Config) -> tuple[Operator, ...]:

@@ -34,6 +34,17 @@ def kamailio_binary(config: Config) -> str:
     return path
 
 
+def syntax_check(binary: str, cfg: Path, run_dir: Path) -> None:
+    """`kamailio -c`: the config parses and every module it names loads; nothing binds."""
+    out = subprocess.run(
+        [binary, "-c", "-f", str(cfg), "-Y", str(run_dir)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        lines = (out.stdout + out.stderr).strip().splitlines()
+        raise EdgeError(f"kamailio -c {cfg} failed: {' | '.join(lines[-8:])}")
+
+
 class Kamailio:
     def __init__(self, config: Config, layout: EdgeLayout | None = None) -> None:
         self.config = config
@@ -41,17 +52,16 @@ class Kamailio:
         self.rpc = RpcClient("127.0.0.1", config.edge.rpc_port)
         self._proc: subprocess.Popen[bytes] | None = None
 
+    def _render(self) -> None:
+        """Render the runtime directory; files `deploy apply` installed are run as they are."""
+        if self.layout.etc is None:
+            write(self.config, self.layout)
+
     def check(self) -> str:
         """Render, then `kamailio -c`: the config parses and every module loads."""
-        write(self.config, self.layout)
-        out = subprocess.run(
-            [kamailio_binary(self.config), "-c", "-f", str(self.layout.cfg),
-             "-Y", str(self.layout.run)],
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
-        if out.returncode != 0:
-            lines = (out.stdout + out.stderr).strip().splitlines()
-            raise EdgeError(f"kamailio -c {self.layout.cfg} failed: {' | '.join(lines[-8:])}")
+        self._render()
+        self.layout.run.mkdir(parents=True, exist_ok=True)
+        syntax_check(kamailio_binary(self.config), self.layout.cfg, self.layout.run)
         return self.layout.cfg.read_text()
 
     def pid(self) -> int | None:
@@ -73,7 +83,8 @@ class Kamailio:
         goes to the runtime directory's kamailio.log, as with start()."""
         if self.pid() is not None:
             raise EdgeError(f"a Kamailio already runs from {self.layout.root}")
-        write(self.config, self.layout)
+        self._render()
+        self.layout.run.mkdir(parents=True, exist_ok=True)
         argv = self._argv()
         log_fd = os.open(self.layout.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log_fd, 1)
@@ -84,7 +95,8 @@ class Kamailio:
         """Start in the foreground (-DD) as our child; ready once JSON-RPC answers."""
         if self.pid() is not None:
             raise EdgeError(f"a Kamailio already runs from {self.layout.root}")
-        write(self.config, self.layout)
+        self._render()
+        self.layout.run.mkdir(parents=True, exist_ok=True)
         argv = self._argv()
         with self.layout.log.open("ab") as out:
             self._proc = subprocess.Popen(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import shlex
 import shutil
 import threading
@@ -15,6 +16,8 @@ import pytest
 from telephony.commands import deploy as commands
 from telephony.config import Config
 from telephony.control import watching
+from telephony.edge.process import Kamailio
+from telephony.edge.render import EdgeError
 from telephony.pbx import deploy
 from telephony.pbx.check import MAIN_FILES, Problem
 from telephony.pbx.layout import Layout
@@ -214,3 +217,67 @@ def test_apply_during_a_call_does_not_drop_it(box: Sandbox) -> None:
     assert results and results[0].ok, results[0].output + results[0].errors
     assert hangup.at - joined.at > 7.0
     assert box.wait_no_channels() == 0
+
+
+DEBIAN_SAMPLE = "#!KAMAILIO\n# Kamailio SIP Server v5.6 - default configuration script\n"
+
+
+def test_the_edge_is_deployed_checked_by_kamailio_and_reloaded_live(
+    asterisk_install: AsteriskInstall, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    etc = tmp_path / "etc-kamailio"
+    etc.mkdir()
+    (etc / "kamailio.cfg").write_text(DEBIAN_SAMPLE)
+    trunks = tmp_path / "trunks.toml"
+    trunks.write_text("")
+    box = with_theirs(asterisk_install, tmp_path, "edge.enabled=true", "location.pidf_lo=true",
+                      f"edge.config_dir={etc}", f"asterisk.trunks_file={trunks}")
+    edge: Kamailio | None = None
+    try:
+        before = {p.name: p.read_bytes() for p in box.layout.etc.iterdir() if p.is_file()}
+        # Debian's sample is not ours: nothing is written, Asterisk's files neither.
+        with pytest.raises(EdgeError, match="did not write"):
+            telephony_deploy(box.config, "apply", "--asterisk-cli", prefix(box))
+        assert (etc / "kamailio.cfg").read_text() == DEBIAN_SAMPLE
+        assert {p.name: p.read_bytes() for p in box.layout.etc.iterdir() if p.is_file()} == before
+        (etc / "kamailio.cfg").rename(etc / "kamailio.cfg.debian")
+        # Installed and `kamailio -c` clean, but nothing runs it yet.
+        assert telephony_deploy(box.config, "apply", "--asterisk-cli", prefix(box)) == 1
+        out = capsys.readouterr().out
+        assert "the edge does not answer JSON-RPC" in out and "kamailio -c" not in out, out
+        # `telephony edge run` (the unit) runs the installed files as they are.
+        edge = Kamailio(box.config)
+        assert edge.layout.cfg == etc / "kamailio.cfg"
+        edge.start()
+        assert telephony_deploy(box.config, "check", "--asterisk-cli", prefix(box)) == 0
+        assert capsys.readouterr().out.rstrip().endswith("deploy check: ok")
+        # A new trunk network reaches the running edge without a restart.
+        trunks.write_text('[[trunk]]\nname = "telco2"\nnetworks = ["203.0.113.16/29"]\n')
+        assert telephony_deploy(box.config, "apply", "--asterisk-cli", prefix(box)) == 0
+        out = capsys.readouterr().out
+        assert f"reloaded  {etc / 'trunks.address'} (permissions.addressReload)" in out, out
+        assert "203.0.113.16" in json.dumps(edge.rpc.call("permissions.subnetDump"))
+        # A trunk call through the deployed edge reaches the dialplan.
+        behind = Sandbox(box.config, box.asterisk, box.workdir, edge)
+        result = run_scenario("uac_112.xml", behind.sip_target, workdir=box.workdir,
+                              extra=("-d", "1000"))
+        assert result.ok, result.output + result.errors
+        # Real Kamailio's `-c` finds what is broken in an installed file.
+        cfg = etc / "kamailio.cfg"
+        cfg.write_text(cfg.read_text() + 'loadmodule "no_such_module.so"\n')
+        assert telephony_deploy(box.config, "check", "--asterisk-cli", prefix(box)) == 1
+        out = capsys.readouterr().out
+        assert f"{cfg}: kamailio -c {cfg} failed" in out, out
+        assert f"{cfg}: not what the configuration renders now" in out
+        # Apply repairs it, but a running Kamailio never reads its cfg again: check says so
+        # until the edge is restarted, which apply does only when asked, through systemd.
+        assert telephony_deploy(box.config, "apply", "--asterisk-cli", prefix(box)) == 1
+        out = capsys.readouterr().out
+        assert f"not restarted: {cfg} changed" in out
+        assert f"{cfg}: changed after the running edge started" in out
+        assert "kamailio -c" not in out
+        assert behind.wait_no_channels() == 0
+    finally:
+        box.asterisk.stop()
+        if edge is not None:
+            edge.stop()

@@ -74,6 +74,12 @@ def test_the_installed_wheel_renders_checks_and_runs_asterisk(
         "--set", f"agi.port={free_port()}",
         "--set", f"health.port={free_port()}",
         "--set", "ami.secret=wheel-test-secret",
+        "--set", f"edge.port={free_port(socket.SOCK_DGRAM)}",
+        "--set", f"edge.inside_port={free_port(socket.SOCK_DGRAM, '127.0.0.10')}",
+        "--set", f"edge.phone_port={free_port(socket.SOCK_DGRAM)}",
+        "--set", f"edge.phone_tls_port={free_port()}",
+        "--set", f"edge.rpc_port={free_port()}",
+        "--set", f"edge.validator_port={free_port()}",
         "--log-format", "console",
     ]  # fmt: skip
     target = tmp_path / "etc-asterisk"
@@ -81,8 +87,11 @@ def test_the_installed_wheel_renders_checks_and_runs_asterisk(
     rendered = run(telephony, *flags, "deploy", "render", "--target", target, cwd=cwd)
     assert sorted(p.name for p in target.iterdir()) == sorted(INCLUDE_FILES), rendered
     assert "[emergency-112]" in (target / "extensions_112.conf").read_text()
+    # The edge's files too, from the wheel's kamailio/ templates.
+    assert (cwd / "var" / "kamailio" / "kamailio.cfg").read_text().startswith("#!KAMAILIO\n")
     run(telephony, *flags, "asterisk", "provision", cwd=cwd)
     run(telephony, *flags, "asterisk", "up", cwd=cwd)
+    run(telephony, *flags, "edge", "up", cwd=cwd)
     try:
         checked = run(telephony, *flags, "deploy", "check", cwd=cwd)
         assert checked.strip().endswith("deploy check: ok"), checked
@@ -90,6 +99,7 @@ def test_the_installed_wheel_renders_checks_and_runs_asterisk(
         playlist = (cwd / "var" / "asterisk" / "etc" / "musiconhold_112.conf").read_text()
         assert str(installed) in playlist and str(CHECKOUT) not in playlist, playlist
     finally:
+        run(telephony, *flags, "edge", "down", cwd=cwd)
         run(telephony, *flags, "asterisk", "down", cwd=cwd)
     stopped = run(telephony, *flags, "asterisk", "status", cwd=cwd, status=3)
     assert stopped.startswith("stopped"), stopped
