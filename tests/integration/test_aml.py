@@ -33,7 +33,7 @@ from tests.harness.console import (
     shot,
 )
 from tests.harness.net import free_port
-from tests.harness.sandbox import Sandbox
+from tests.harness.sandbox import Sandbox, wait_contact
 from tests.harness.service import run_cli
 from tests.harness.sipp import run_scenario
 from tests.harness.tls import make_client_ca
@@ -101,7 +101,9 @@ def test_fixes_reach_the_record_and_the_card(
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
     with Phone("127.0.0.1", user="op3578") as phone:
-        phone.register(f"sip:{box.sip_target}", "op3578", "secret-op3578", timeout=5)
+        phone.register(f"sip:{box.phone_target}", "op3578", "secret-op3578", timeout=5)
+        # Asterisk rings a phone behind the edge once its qualify finds it (within 5 s).
+        wait_contact(box, "op3578", "Avail")
         phone.auto_answer(1.0)
         log_in(tab, console, "op3578")
         caller = number()

@@ -37,7 +37,7 @@ from tests.harness.console import (
     wall,
 )
 from tests.harness.net import free_port, wait_udp_bound
-from tests.harness.sandbox import Sandbox
+from tests.harness.sandbox import Sandbox, wait_contact
 from tests.harness.service import run_cli
 from tests.harness.sipp import run_scenario
 
@@ -60,6 +60,8 @@ def phone(centre: tuple[Sandbox, ConsoleProcess]) -> Iterator[Phone]:
     box = centre[0]
     with Phone("127.0.0.1", user="op3578") as op_phone:
         op_phone.register(f"sip:{box.phone_target}", "op3578", "secret-op3578", timeout=5)
+        # Asterisk rings a phone behind the edge once its qualify finds it (within 5 s).
+        wait_contact(box, "op3578", "Avail")
         op_phone.auto_answer(2.0)
         yield op_phone
     assert box.wait_no_channels() == 0
@@ -245,6 +247,7 @@ def test_the_callback_list_takes_an_abandoned_caller_rings_the_phone_then_them_a
         port=uas_port, workdir=box.workdir))
     with Phone("127.0.0.1", user="op3578") as op_phone:
         op_phone.register(f"sip:{box.phone_target}", "op3578", "secret-op3578", timeout=5)
+        wait_contact(box, "op3578", "Avail")  # the Originate needs a reachable contact
         op_phone.auto_answer(0.3)
         wait_udp_bound("127.0.0.2", uas_port)
         row.locator("button").first.click()  # take
