@@ -1,0 +1,41 @@
+"""config/cluster.toml and the dispatcher list rendered from it (pure code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from telephony.cluster.nodes import ClusterError, dispatcher_list, load
+from telephony.resources import shipped
+
+
+def test_a_single_node_has_no_cluster_file(tmp_path: Path) -> None:
+    assert load(tmp_path / "cluster.toml") is None
+
+
+def test_each_regency_gets_a_set_with_its_home_node_first() -> None:
+    cluster = load(shipped("config/cluster.example.toml"))
+    assert cluster is not None
+    rows = [line for line in dispatcher_list(cluster).splitlines() if not line.startswith("#")]
+    assert rows == [
+        "1 sip:127.0.0.11:5080 8 2 duid=a;regency=35.73",
+        "1 sip:127.0.0.12:5080 8 1 duid=b;regency=35.73",
+        "2 sip:127.0.0.12:5080 8 2 duid=b;regency=35.78",
+        "2 sip:127.0.0.11:5080 8 1 duid=a;regency=35.78",
+    ]
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('[[node]]\nname = "a"\naddress = "127.0.0.11"\n', "two or more"),
+    ('[[node]]\nname = "a"\naddress = "x"\n[[node]]\nname = "b"\naddress = "127.0.0.12"\n',
+     "not an IP"),
+    ('[[node]]\nname = "a"\naddress = "127.0.0.11"\n[[node]]\nname = "b"\n'
+     'address = "127.0.0.12"\n[[regency]]\ncode = "35.73"\nhome = "a"\nbackup = "a"\n',
+     "two different nodes"),
+])
+def test_a_bad_file_is_refused_naming_what_is_wrong(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_text(text)
+    with pytest.raises(ClusterError, match=says):
+        load(path)
