@@ -200,6 +200,7 @@ def test_handover_from_the_card_moves_the_caller_to_the_other_regency_and_is_aud
     caller = number()
     with Phone("127.0.0.1", user="op3573") as malang:
         malang.register(f"sip:{box.phone_target}", "op3573", "secret-op3573", timeout=5)
+        wait_contact(box, "op3573")  # behind the edge: ringable from its first qualify
         malang.auto_answer(0.5)
         assert run_cli(box.config, "operators", "login", "op3573").returncode == 0
         try:

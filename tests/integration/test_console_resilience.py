@@ -31,7 +31,7 @@ from tests.harness.console import (
     running_centre,
     shot,
 )
-from tests.harness.sandbox import Sandbox
+from tests.harness.sandbox import Sandbox, wait_contact
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.postgres]
 
@@ -101,6 +101,7 @@ def test_a_stopped_console_stalls_no_call_and_catches_up_when_resumed(
     callers = [number(), number()]
     with Phone("127.0.0.1", user="op3578") as phone:
         phone.register(f"sip:{box.phone_target}", "op3578", "secret-op3578", timeout=5)
+        wait_contact(box, "op3578")  # behind the edge: ringable from its first qualify
         phone.auto_answer(0.5)
         console.proc.send_signal(signal.SIGSTOP)
         stopped_at = time.monotonic()

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from telephony.control import watching
 from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import Phone
-from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.sandbox import Sandbox, start_sandbox, wait_contact
 from tests.harness.service import ServeProcess, run_cli
 from tests.harness.sipp import SippResult, run_scenario
 
@@ -175,6 +175,7 @@ def test_operators_and_answer_time_follow_an_operator_answering(
         Phone("127.0.0.2") as callers,
     ):
         a1.register(f"sip:{box.phone_target}", "a1", "secret-a1", timeout=5)
+        wait_contact(box, "a1")  # behind the edge: ringable from its first qualify
         a1.auto_answer(0.2)
         # This first scrape rebuilds the gauges; from here on only AMI events move them.
         assert metric(box, "telephony_queue_operators", queue=queue, state="available") == 0

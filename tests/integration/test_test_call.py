@@ -13,7 +13,7 @@ from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import Phone
 from telephony.resources import shipped
 from telephony.store import open_database
-from tests.harness.sandbox import Sandbox, start_sandbox
+from tests.harness.sandbox import Sandbox, start_sandbox, wait_contact
 from tests.harness.service import ServeProcess, run_cli
 
 pytestmark = pytest.mark.asterisk
@@ -67,6 +67,7 @@ def test_a_key_pressed_late_in_the_call_routes_it_and_the_operator_who_rang_is_n
     box = centre.box
     with Phone("127.0.0.1", user="t1") as operator:
         operator.register(f"sip:{box.phone_target}", "t1", "secret-t1", timeout=5)
+        wait_contact(box, "t1")  # behind the edge: ringable from its first qualify
         operator.auto_answer(0.3)
         done = run_cli(box.config, "operators", "login", "t1")
         assert done.returncode == 0, done.stdout + done.stderr
