@@ -229,6 +229,18 @@ class EdgeConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Several Asterisk nodes behind the edge (docs/cluster.md). No file: one node."""
+
+    # The nodes and each regency's home and backup node (config/cluster.example.toml).
+    file: str = "config/cluster.toml"
+    # Which node of that file this process serves; its addresses, ports and local files
+    # follow from it (telephony.cluster.nodes.node_config). Empty: not a cluster node.
+    node: str = _checked("", lambda v: None if v == "" or values.token(v) is None
+                         else "expected a node name from cluster.file")
+
+
+@dataclass(frozen=True)
 class ConsoleConfig:
     """`telephony console`, the operators' web console (telephony/console/)."""
 
@@ -334,6 +346,7 @@ class Config:
     incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
     messages: MessagesConfig = field(default_factory=MessagesConfig)
     aml: AMLConfig = field(default_factory=AMLConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 def _sections() -> dict[str, type[Any]]:

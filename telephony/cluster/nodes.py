@@ -7,6 +7,7 @@ routes a regency's calls to a set of its own, home node first, then the backup
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import tomllib
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from telephony.config import Config
 from telephony.errors import ConfigurationError
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
@@ -111,3 +113,35 @@ def dispatcher_list(cluster: Cluster) -> str:
             lines.append(f"{set_id} sip:{node.address}:{node.sip_port} {PROBE} {priority} "
                          f"duid={node.name};regency={regency.code}")
     return "\n".join(lines) + "\n"
+
+
+def node_config(config: Config, cluster: Cluster, name: str) -> Config:
+    """`config` as node `name` runs it: every node's config is the same but its addresses
+    (SIP, AMI, FastAGI and health on the node's own address) and its local files."""
+    if name not in [n.name for n in cluster.nodes]:
+        raise ClusterError(f"cluster.node = {name!r} is not a node of cluster.file "
+                           f"({', '.join(n.name for n in cluster.nodes)})")
+    node = cluster.node(name)
+
+    def local(path: str) -> str:
+        # Each node keeps its own spool, checkpoints and runtime tree beside the others.
+        where = Path(path)
+        return str(where.parent / "nodes" / name / where.name)
+
+    audit = config.audit
+    return dataclasses.replace(
+        config,
+        asterisk=dataclasses.replace(
+            config.asterisk, sip_bind=node.address, sip_port=node.sip_port,
+            ami_bind=node.address, runtime_dir=local(config.asterisk.runtime_dir)),
+        agi=dataclasses.replace(config.agi, bind=node.address),
+        health=dataclasses.replace(config.health, bind=node.address),
+        audit=dataclasses.replace(
+            audit, spool_path=local(audit.spool_path),
+            checkpoint_path=local(audit.checkpoint_path),
+            quarantine_path=local(audit.quarantine_path),
+            overflow_path=local(audit.overflow_path)),
+        recording=dataclasses.replace(config.recording,
+                                      directory=local(config.recording.directory)),
+        cluster=dataclasses.replace(config.cluster, node=name),
+    )

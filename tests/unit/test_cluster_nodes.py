@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from telephony.cluster.nodes import ClusterError, dispatcher_list, load
+from telephony import config
+from telephony.cluster.nodes import ClusterError, dispatcher_list, load, node_config
 from telephony.resources import shipped
 
 
@@ -39,3 +40,22 @@ def test_a_bad_file_is_refused_naming_what_is_wrong(tmp_path: Path, text: str, s
     path.write_text(text)
     with pytest.raises(ClusterError, match=says):
         load(path)
+
+
+def test_a_node_config_differs_only_in_its_addresses_and_files() -> None:
+    cluster = load(shipped("config/cluster.example.toml"))
+    assert cluster is not None
+    base = config.load(env={})
+    a, b = (node_config(base, cluster, name) for name in ("a", "b"))
+    assert (a.asterisk.sip_bind, a.agi.bind, a.health.bind) == ("127.0.0.11",) * 3
+    assert b.asterisk.ami_bind == "127.0.0.12" and b.cluster.node == "b"
+    assert a.audit.spool_path != b.audit.spool_path
+    assert a.asterisk.runtime_dir.endswith("nodes/a/asterisk")
+    assert a.ivr == b.ivr == base.ivr and a.operators == base.operators
+
+
+def test_an_unknown_node_is_refused_by_name() -> None:
+    cluster = load(shipped("config/cluster.example.toml"))
+    assert cluster is not None
+    with pytest.raises(ClusterError, match="'c' is not a node"):
+        node_config(config.load(env={}), cluster, "c")
