@@ -230,19 +230,23 @@ class IVR:
     ) -> None:
         channel = session.channel
         pending = PendingRoute(self._router, call_vars, choice.emergency_type, self._fallback_queue)
-        channel.set(Var.EMERGENCY_TYPE, choice.emergency_type)
-        channel.set(Var.IVR_LANGUAGE, choice.language)
-        channel.set(Var.QUEUE_PRIORITY, str(QUEUE_PRIORITIES[choice.emergency_type]))
-        channel.set(Var.SCREEN_TAG, SCREEN_TAGS[choice.emergency_type])
         _audit(channel, choice)
         not_after = max(
             min(pending.started + self._router_timeout, deadline),
             pending.started + ROUTER_GRACE,
         )
         decision = pending.result(not_after)
-        channel.set(Var.TARGET_QUEUE, decision.target_queue)
-        for name, value in decision.channel_vars.items():
-            channel.set(name, value)
+        # Nothing reads these before the IVR returns, so they go in one batch after the
+        # routing answer; IVR_STATUS stays a command of its own, last, because the dialplan
+        # takes its presence to mean that everything before it was set.
+        channel.set_all([
+            (Var.EMERGENCY_TYPE, choice.emergency_type),
+            (Var.IVR_LANGUAGE, choice.language),
+            (Var.QUEUE_PRIORITY, str(QUEUE_PRIORITIES[choice.emergency_type])),
+            (Var.SCREEN_TAG, SCREEN_TAGS[choice.emergency_type]),
+            (Var.TARGET_QUEUE, decision.target_queue),
+            *decision.channel_vars.items(),
+        ])
         channel.set(STATUS_VARIABLE, "OK")
         log.info(
             "ivr.finished",

@@ -5,7 +5,7 @@
 
 It answers GET FULL VARIABLE from `variables`, STREAM FILE with the key in `keys` for that
 "lang/prompt" (each key is used once), WAIT FOR DIGIT from `waits` in order, and records
-SET VARIABLE and EXEC UserEvent. A hook sees every command line first and can return a
+SET VARIABLE, EXEC MSet and EXEC UserEvent. A hook sees every command line first and can return a
 raw reply (garbage, "200 result=-1\\n", "HANGUP\\n..."), CLOSE to hang up the socket, or
 None for the default answer; it may also sleep to stall the server.
 """
@@ -175,6 +175,13 @@ class FakeAsterisk:
         if words[:1] == ["EXEC"] and len(args) > 2:
             if args[1].lower() == "userevent":
                 transcript.events.append(args[2])
+            if args[1].lower() == "mset":
+                # As pbx_builtin_setvar_multiple reads plain values: pairs split on
+                # commas, each name from its value at the first '='.
+                for pair in args[2].split(","):
+                    name, _, value = pair.partition("=")
+                    transcript.variables[name] = value
+                    transcript.set_order.append(name)
             return "200 result=0\n"
         return "510 Invalid or unknown command\n"
 

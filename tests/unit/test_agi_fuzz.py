@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from asterisk.agi import AGIHangup
@@ -15,7 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from telephony.agi import IVR, DefaultRouter, FastAGIServer
-from telephony.agi.channel import ConnectionClosed, LineReader, ProtocolError, quote, read_env
+from telephony.agi.channel import (
+    MSET_PAIRS,
+    Channel,
+    ConnectionClosed,
+    LineReader,
+    ProtocolError,
+    SessionAGI,
+    quote,
+    read_env,
+)
 from tests.harness.agi import FakeAsterisk, serving, split_args, thread_errors
 
 PROMPTS = Path(__file__).resolve().parents[2] / "ivr_prompts"
@@ -105,3 +115,48 @@ def test_quoting_round_trips_through_asterisk_argument_parsing(value: str) -> No
     flat = value.replace("\r", " ").replace("\n", " ").replace("\0", "")
 
     assert split_args(f"SET VARIABLE {quote('X')} {quote(value)}") == ["SET", "VARIABLE", "X", flat]
+
+
+class _Recorder:
+    """Stands in for the socket: keeps each command line as res_agi would receive it."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def execute(self, command: str, *args: object) -> dict[str, tuple[str, str]]:
+        self.lines.append(" ".join([command, *map(str, args)]))
+        return {"result": ("0", "")}
+
+
+def _asterisk_variables(lines: list[str]) -> list[tuple[str, str]]:
+    """What Asterisk sets from these lines: SET VARIABLE's two arguments, or MSet's pairs
+    split the way pbx_builtin_setvar_multiple splits a value free of its special bytes."""
+    found: list[tuple[str, str]] = []
+    for line in lines:
+        args = split_args(line)
+        if args[:2] == ["SET", "VARIABLE"]:
+            found.append((args[2], args[3]))
+        else:
+            assert args[:2] == ["EXEC", "MSet"], line
+            for pair in args[2].split(","):
+                name, _, value = pair.partition("=")
+                found.append((name, value))
+    return found
+
+
+VALUES = st.text(st.characters(blacklist_characters="\r\n\0"), max_size=300)
+NAMES = st.from_regex(r"[A-Z_][A-Z0-9_]{0,20}", fullmatch=True)
+
+
+@given(st.lists(st.tuples(NAMES, VALUES | st.from_regex(r"[a-z0-9.:-]{1,40}", fullmatch=True)),
+                max_size=60))
+def test_set_all_sets_exactly_these_values_in_this_order(pairs: list[tuple[str, str]]) -> None:
+    recorder = _Recorder()
+    Channel(cast(SessionAGI, recorder)).set_all(pairs)
+
+    assert _asterisk_variables(recorder.lines) == pairs
+    for line in recorder.lines:
+        # res_agi reads a command into a 2 KiB buffer.
+        assert len(line.encode()) < 2048
+        if line.startswith("EXEC MSet"):
+            assert 2 <= split_args(line)[2].count("=") <= MSET_PAIRS

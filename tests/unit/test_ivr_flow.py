@@ -61,6 +61,9 @@ def test_silent_caller_goes_to_default_queue_as_unknown(server: FastAGIServer) -
         "IVR_STATUS": "OK",
     }
     assert t.set_order[-1] == "IVR_STATUS"
+    # Every variable but IVR_STATUS in one round trip.
+    sets = [c.split(" ")[:2] for c in t.commands if c.startswith(("SET VARIABLE", "EXEC MSet"))]
+    assert sets == [["EXEC", "MSet"], ["SET", "VARIABLE"]]
     assert t.played[:2] == ["id/welcome", "id/menu"]
     assert any(c.startswith("WAIT FOR DIGIT 3000") for c in t.commands)
     assert t.events == ["IVRChoice,Digit: ,EmergencyType: unknown,Language: id,Source: silence"]
