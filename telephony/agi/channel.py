@@ -163,17 +163,19 @@ class Channel:
         """Set the variables in order, with as few round trips as MSet allows: one
         EXEC MSet per run of plain values, a SET VARIABLE for any other value."""
         batch: list[str] = []
+        size = 0
         for name, value in variables:
-            if _MSET_NAME.fullmatch(name) and _MSET_VALUE.fullmatch(value):
-                pair = f"{name}={value}"
-                if len(batch) == MSET_PAIRS or sum(map(len, batch)) + len(pair) > MSET_BYTES:
-                    self._mset(batch)
-                    batch = []
-                batch.append(pair)
+            if not (_MSET_NAME.fullmatch(name) and _MSET_VALUE.fullmatch(value)):
+                self._mset(batch)
+                batch, size = [], 0
+                self.set(name, value)
                 continue
-            self._mset(batch)
-            batch = []
-            self.set(name, value)
+            pair = f"{name}={value}"
+            if len(batch) == MSET_PAIRS or size + len(pair) > MSET_BYTES:
+                self._mset(batch)
+                batch, size = [], 0
+            batch.append(pair)
+            size += len(pair) + 1
         self._mset(batch)
 
     def _mset(self, pairs: list[str]) -> None:

@@ -49,6 +49,12 @@ class Transcript:
     seconds: float = 0.0
 
 
+def mset_pairs(data: str) -> list[tuple[str, str]]:
+    """MSet's argument as pbx_builtin_setvar_multiple reads plain values: pairs split on
+    commas, each name from its value at the first '='."""
+    return [(name, value) for name, _, value in (p.partition("=") for p in data.split(","))]
+
+
 def split_args(line: str) -> list[str]:
     """Split a command line the way res_agi's parse_args does (quotes, backslash escapes)."""
     args: list[str] = []
@@ -176,10 +182,7 @@ class FakeAsterisk:
             if args[1].lower() == "userevent":
                 transcript.events.append(args[2])
             if args[1].lower() == "mset":
-                # As pbx_builtin_setvar_multiple reads plain values: pairs split on
-                # commas, each name from its value at the first '='.
-                for pair in args[2].split(","):
-                    name, _, value = pair.partition("=")
+                for name, value in mset_pairs(args[2]):
                     transcript.variables[name] = value
                     transcript.set_order.append(name)
             return "200 result=0\n"

@@ -26,7 +26,7 @@ from telephony.agi.channel import (
     quote,
     read_env,
 )
-from tests.harness.agi import FakeAsterisk, serving, split_args, thread_errors
+from tests.harness.agi import FakeAsterisk, mset_pairs, serving, split_args, thread_errors
 
 PROMPTS = Path(__file__).resolve().parents[2] / "ivr_prompts"
 FUZZ = settings(
@@ -129,8 +129,7 @@ class _Recorder:
 
 
 def _asterisk_variables(lines: list[str]) -> list[tuple[str, str]]:
-    """What Asterisk sets from these lines: SET VARIABLE's two arguments, or MSet's pairs
-    split the way pbx_builtin_setvar_multiple splits a value free of its special bytes."""
+    """What Asterisk sets from these lines: SET VARIABLE's two arguments, or MSet's pairs."""
     found: list[tuple[str, str]] = []
     for line in lines:
         args = split_args(line)
@@ -138,9 +137,7 @@ def _asterisk_variables(lines: list[str]) -> list[tuple[str, str]]:
             found.append((args[2], args[3]))
         else:
             assert args[:2] == ["EXEC", "MSet"], line
-            for pair in args[2].split(","):
-                name, _, value = pair.partition("=")
-                found.append((name, value))
+            found += mset_pairs(args[2])
     return found
 
 
