@@ -105,7 +105,7 @@ def _register_asterisk(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     parser = sub.add_parser("asterisk", help="provision and run the sandbox Asterisk")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     provision = actions.add_parser(
-        "provision", help="find Asterisk >= 20, or build the cached Debian sid tree"
+        "provision", help="find Asterisk 20.12/21.7/22.2+, or build the cached Debian sid tree"
     )
     provision.add_argument("--rebuild", action="store_true", help="rebuild the cached tree")
     provision.set_defaults(handler=_asterisk_provision)

@@ -25,11 +25,16 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# An Asterisk on PATH that telephony.pbx.provision will use (its MIN_RELEASES: 20.12, 21.7,
+# 22.2 or newer); otherwise provisioning debootstraps one.
 asterisk_on_path() {
     command -v asterisk >/dev/null || return 1
-    local major
-    major=$(asterisk -V 2>/dev/null | sed -n 's/^Asterisk \([0-9]*\)\..*/\1/p')
-    [ -n "$major" ] && [ "$major" -ge 20 ]
+    local release major minor
+    release=$(asterisk -V 2>/dev/null | sed -n 's/^Asterisk \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+    [ -n "$release" ] || return 1
+    read -r major minor <<<"$release"
+    [ "$major" -gt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -ge 2 ]; } ||
+        { [ "$major" -eq 21 ] && [ "$minor" -ge 7 ]; } || { [ "$major" -eq 20 ] && [ "$minor" -ge 12 ]; }
 }
 
 find_python() {

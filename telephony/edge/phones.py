@@ -13,9 +13,18 @@ from pathlib import Path
 from telephony.config import Config, resolve_path
 from telephony.location import load_regions
 from telephony.operators.roster import REALM, Operator, load_roster
+from telephony.pbx.render import EDGE_PHONE_ANSWER_MS
 
 # Kamailio's own statistics about phones, declared only when the registrar is rendered.
 COUNTERS = ("phone_auth_failed", "phone_insecure")
+# The reason phrases of the edge's own answers to Asterisk's qualify of a phone (kamailio.cfg
+# route[NO_PHONE], failure_route[PHONE_QUALIFY]): not registered (480), registered but
+# silent (408), answered with something other than a 2xx (200).
+QUALIFY_REASONS = {
+    "unregistered": "No Phone Registered",
+    "silent": "Phone Silent",
+    "answered": "Phone Answered",
+}
 TABLE = "subscriber"
 # db_text's header line: column(type) ..., then one row per operator, ':'-separated.
 COLUMNS = "id(int,auto) username(string) domain(string) ha1(string)"
@@ -45,6 +54,8 @@ def template_values(config: Config, db_dir: Path) -> dict[str, object] | None:
         "key_file": resolve_path(ast.tls_key_file) if ast.tls_key_file else "",
         "require_tls": config.operators.require_tls,
         "counters": COUNTERS,
+        "answer_ms": EDGE_PHONE_ANSWER_MS,
+        "reasons": QUALIFY_REASONS,
     }
 
 

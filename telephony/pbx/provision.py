@@ -1,4 +1,4 @@
-"""Find or build an Asterisk >= 20 to run our dialplans against.
+"""Find or build an Asterisk (20.12, 21.7, 22.2 or newer) to run our dialplans against.
 
 A system Asterisk on PATH wins. Otherwise Debian sid's package (Debian 12/13 main has none)
 is installed into a debootstrap tree cached outside the clone. That tree's binary is run
@@ -22,7 +22,10 @@ from telephony.errors import TelephonyError
 
 log = structlog.get_logger(__name__)
 
-MIN_MAJOR = 20
+# The first release of each branch with the AOR option qualify_2xx_only, which the operators'
+# AORs behind the edge need (pjsip_112.conf); older ones would refuse those AORs.
+MIN_RELEASES = {20: 12, 21: 7, 22: 2}
+MIN_TEXT = "20.12, 21.7 or 22.2"
 _MARKER = ".telephony-provisioned"
 _MULTIARCH = ("x86_64-linux-gnu", "aarch64-linux-gnu")
 _LOADERS = ("lib64/ld-linux-x86-64.so.2", "lib/ld-linux-aarch64.so.1")
@@ -44,13 +47,19 @@ class AsteriskInstall:
 
     @property
     def major(self) -> int:
-        return parse_major(self.version)
+        return parse_release(self.version)[0]
 
 
-def parse_major(version: str) -> int:
-    """`Asterisk 22.10.1+dfsg+~cs6-1` -> 22; 0 when it cannot be read."""
-    match = re.search(r"Asterisk\s+(?:certified/)?(\d+)\.", version)
-    return int(match.group(1)) if match else 0
+def parse_release(version: str) -> tuple[int, int]:
+    """`Asterisk 22.10.1+dfsg+~cs6-1` -> (22, 10); (0, 0) when it cannot be read."""
+    match = re.search(r"Asterisk\s+(?:certified/)?(\d+)\.(\d+)", version)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def supported(version: str) -> bool:
+    major, minor = parse_release(version)
+    oldest = min(MIN_RELEASES)
+    return major > max(MIN_RELEASES) or (major >= oldest and minor >= MIN_RELEASES[major])
 
 
 def _version(command: tuple[str, ...]) -> str:
@@ -72,8 +81,8 @@ def system_asterisk(binary: str = "asterisk") -> AsteriskInstall | None:
     if path is None:
         return None
     version = _version((path,))
-    if parse_major(version) < MIN_MAJOR:
-        log.info("asterisk.system_too_old", path=path, version=version)
+    if not supported(version):
+        log.info("asterisk.system_too_old", path=path, version=version, needs=MIN_TEXT)
         return None
     moddir = _first_dir(
         *(Path("/usr/lib") / arch / "asterisk/modules" for arch in _MULTIARCH),
@@ -97,7 +106,7 @@ def tree_asterisk(root: Path) -> AsteriskInstall | None:
     libs = f"{root}/usr/lib/{arch}:{root}/lib/{arch}"
     command = (str(loader), "--library-path", libs, str(root / "usr/sbin/asterisk"))
     version = _version(command)
-    if parse_major(version) < MIN_MAJOR:
+    if not supported(version):
         return None
     return AsteriskInstall(
         command,
@@ -121,7 +130,7 @@ def build_tree(root: Path) -> None:
     if os.geteuid() != 0:
         raise ProvisionError(
             "building the Asterisk tree needs root (debootstrap); run as root, "
-            "or install Asterisk >= 20 on PATH"
+            f"or install Asterisk {MIN_TEXT} or newer on PATH"
         )
     if shutil.which("debootstrap") is None:
         raise ProvisionError("debootstrap is not installed: apt-get install debootstrap")
@@ -149,7 +158,9 @@ def provision(binary: str, cache_dir: Path, rebuild: bool = False) -> AsteriskIn
     if binary != "auto":
         found = system_asterisk(binary)
         if found is None:
-            raise ProvisionError(f"asterisk.binary={binary!r} is not an Asterisk >= {MIN_MAJOR}")
+            raise ProvisionError(
+                f"asterisk.binary={binary!r} is not an Asterisk {MIN_TEXT} or newer"
+            )
         return found
     found = system_asterisk()
     if found is not None:

@@ -72,6 +72,11 @@ SECRET_MODE = 0o640
 # How often Asterisk asks the edge whether an operator's phone is registered there: the most
 # a phone that just registered waits before queues ring it (docs/edge.md).
 EDGE_QUALIFY_S = 5
+# How long Asterisk waits for the edge's answer to that qualify, and how long the edge waits
+# for the phone's: less, so that the edge's 408 for a silent phone ends Asterisk's
+# transaction instead of its timer F (which also held Asterisk's shutdown).
+EDGE_QUALIFY_TIMEOUT_S = 2.0
+EDGE_PHONE_ANSWER_MS = 1500
 PUBLIC_MODE = 0o644
 
 
@@ -182,6 +187,7 @@ def context(config: Config, secret: str) -> dict[str, object]:
         # Behind the edge's registrar, Asterisk reaches every operator's phone here.
         "edge_inside": host_port(config.edge.inside_address, config.edge.inside_port),
         "edge_qualify_s": EDGE_QUALIFY_S,
+        "edge_qualify_timeout_s": EDGE_QUALIFY_TIMEOUT_S,
         "recording_dir": resolve_path(config.recording.directory),
         "record": "record-112" if config.recording.enabled else "",
         "ami_secret": secret,

@@ -7,23 +7,30 @@ import pytest
 
 from telephony.config import load
 from telephony.pbx.layout import Layout
-from telephony.pbx.provision import AsteriskInstall, parse_major
+from telephony.pbx.provision import AsteriskInstall, parse_release, supported
 from telephony.pbx.render import INCLUDE_FILES, render_sandbox
 from tests.harness.sandbox import production_roster
 
 
 @pytest.mark.parametrize(
-    ("text", "major"),
+    ("text", "release", "ok"),
     [
-        ("Asterisk 22.10.1+dfsg+~cs6.17.60671434-1", 22),
-        ("Asterisk 20.5.0", 20),
-        ("Asterisk certified/18.9-cert7", 18),
-        ("Asterisk GIT-master-abc", 0),
-        ("", 0),
+        ("Asterisk 22.10.1+dfsg+~cs6.17.60671434-1", (22, 10), True),
+        ("Asterisk 22.1.0", (22, 1), False),
+        ("Asterisk 21.7.0", (21, 7), True),
+        ("Asterisk 20.11.2", (20, 11), False),
+        ("Asterisk 20.12.0", (20, 12), True),
+        ("Asterisk 23.0.0", (23, 0), True),
+        ("Asterisk certified/18.9-cert7", (18, 9), False),
+        ("Asterisk GIT-master-abc", (0, 0), False),
+        ("", (0, 0), False),
     ],
 )
-def test_parse_major(text: str, major: int) -> None:
-    assert parse_major(text) == major
+def test_only_releases_with_qualify_2xx_only_are_supported(
+    text: str, release: tuple[int, int], ok: bool
+) -> None:
+    assert parse_release(text) == release
+    assert supported(text) is ok
 
 
 def _render(tmp_path: Path, *overrides: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from telephony.edge.phones import QUALIFY_REASONS
 from telephony.edge.process import Kamailio
 from telephony.edge.render import EdgeError
 from telephony.edge.stats import EdgeStats
@@ -58,11 +59,22 @@ HOSTILE = "uac_hostile.xml"
 _ENTRY = re.compile(r"^(\d{5}) \d+ \* (<==|==>) (\S+)\s+(.*)$", re.MULTILINE)
 
 
+_EDGE_QUALIFY_REASONS = frozenset(QUALIFY_REASONS.values())
+
+
+def _qualify(way: str, line: str) -> bool:
+    """Asterisk's own qualify OPTIONS (to the operators' phones, through the edge), or the
+    edge's answer to one."""
+    if way == "==>":
+        return line.startswith("OPTIONS ")
+    return line.startswith("SIP/2.0 ") and line.split(" ", 2)[-1] in _EDGE_QUALIFY_REASONS
+
+
 def history(edge: Edge) -> list[tuple[int, str, str]]:
     """Asterisk's pjsip history: (number, peer address, first line) of every SIP message,
-    but for Asterisk's own qualify OPTIONS (to the operators' phones, through the edge)."""
+    but for qualifies of the operators' phones and the edge's answers to them."""
     return [(int(n), peer, line) for n, way, peer, line in _ENTRY.findall(edge.asterisk_history())
-            if not (way == "==>" and line.startswith("OPTIONS "))]
+            if not _qualify(way, line)]
 
 
 def hostile(edge: Edge, source: str = "127.0.0.2", **keys: str) -> tuple[bool, str]:

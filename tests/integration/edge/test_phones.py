@@ -19,10 +19,12 @@ import pytest
 
 from telephony.ami import ActionFailed
 from telephony.control import Watcher, ami_connection
+from telephony.edge.phones import QUALIFY_REASONS
 from telephony.edge.render import EdgeError
 from telephony.pbx.provision import AsteriskInstall
 from telephony.phone import Phone, RegistrationError, Security
 from tests.harness.net import free_port
+from tests.harness.perf.phones import Phones
 from tests.harness.sandbox import wait_contact
 from tests.harness.service import run_cli
 from tests.harness.sipp import SippResult, run_scenario
@@ -38,8 +40,10 @@ from tests.integration.test_security import (
 pytestmark = pytest.mark.asterisk
 
 OPERATORS = ("tls1", "udp1")
-# Asterisk qualifies through the edge every 5 s, and gives up on an answer after 2 s.
+# Asterisk qualifies through the edge every 5 s; the edge answers within 1.5 s.
 UNAVAIL_WAIT_S = 15.0
+# A graceful stop with no call up: 0.3 s measured; 10 s when a qualify was left waiting.
+STOP_BUDGET_S = 3.0
 # Loopback, so that nothing leaves the host even if the edge sent there; nothing listens.
 NOWHERE = "127.0.0.99:5999"
 
@@ -303,5 +307,34 @@ def test_before_require_tls_a_udp_phone_behind_nat_is_rung_without_srtp_keys(
             assert byes and ";alias=127.0.0.1~" in byes[0], byes
         assert outcome and outcome[0].ok, outcome[0].output + outcome[0].errors
         assert box.wait_no_channels() == 0
+    finally:
+        stop_edge(centre.edge)
+
+
+def test_a_registered_phone_that_falls_silent_is_unavailable_and_asterisk_stops_at_once(
+    asterisk_install: AsteriskInstall, tmp_path: Path
+) -> None:
+    """The edge answers each qualify itself: 200 while the phone answers, 408 once it is
+    silent; nothing waits for Asterisk's timer F, so a graceful stop takes no 10 s."""
+    centre = start_centre(asterisk_install, tmp_path / "silent")
+    box = centre.edge.box
+    try:
+        phone = Phones(centre.udp_registrar.removeprefix("sip:"), [("udp1", "secret-udp1")],
+                       tmp_path / "sipp", answer_ms=200, limit_s=120).start()
+        try:
+            wait_contact(box, "udp1", "Avail")
+            assert registered_at_edge(centre, "udp1")
+        finally:
+            phone.stop()
+        # Still registered at the edge, but nothing answers there any more.
+        wait_contact(box, "udp1", "Unavail", UNAVAIL_WAIT_S)
+        assert registered_at_edge(centre, "udp1")
+        silent = f"SIP/2.0 408 {QUALIFY_REASONS['silent']}"
+        assert silent in box.asterisk.cli("pjsip show history"), "no 408 from the edge"
+        started = time.monotonic()
+        box.asterisk.stop()
+        took = time.monotonic() - started
+        print(f"\nAsterisk behind the edge stopped in {took:.2f} s")
+        assert took < STOP_BUDGET_S, f"Asterisk took {took:.1f} s to stop"
     finally:
         stop_edge(centre.edge)
