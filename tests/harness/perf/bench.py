@@ -144,28 +144,34 @@ def baseline(install: AsteriskInstall, work: Path, profile: Profile,
 
 def capacity_search(install: AsteriskInstall, work: Path, profile: Profile,
                     pinning: Pinning | None = None, *, base: bool = False) -> dict[str, Any]:
-    """The search on our centre, or (``base``) on the baseline's, by the same rule."""
+    """The search on our centre, or (``base``) on the baseline's, by the same rule.
+
+    Every trial has a centre of its own: a trial that overloaded the last one left its
+    operators' SIPp and Asterisk in a state the next trial would measure (seen: after a
+    failed trial, no call of the next rang an operator, and every later trial failed)."""
     search = profile.search
     name = "capacity-baseline" if base else "capacity"
-    with Centre(install, work / name, profile.staff, baseline=base,
-                pinning=pinning, direct=profile.direct) as centre:  # fmt: skip
-        if not base:
-            centre.serve("serve").ready()
 
-        def trial(rate: float) -> capacity.Trial:
-            wait_idle(centre)
+    def trial(rate: float) -> capacity.Trial:
+        label = f"{name}-{rate:g}"
+        # A short root: Asterisk's control socket path must fit in 107 bytes (sun_path).
+        root = work / f"{'cb' if base else 'c'}{rate:g}"
+        with Centre(install, root, profile.staff, baseline=base,
+                    pinning=pinning, direct=profile.direct) as centre:  # fmt: skip
+            if not base:
+                centre.serve("serve").ready()
             calls = max(1, round(rate * search.window_s))
             phase = load.run(centre, load.Load(rate, calls, search.hold_s, search.key_share),
-                             work, f"{name}-{rate:g}")  # fmt: skip
-            passed = phase.failed == 0 and phase.failed_open == 0
-            return capacity.Trial(rate, passed, {
-                "calls": calls, "failed": phase.failed, "failed_open": phase.failed_open,
-                "unrung": phase.unrung,
-                "setup_ms_p99": phase.setup_ms.p99 if phase.setup_ms else None,
-                "failure_reasons": dict(phase.counts.failures) if phase.counts else {},
-            })  # fmt: skip
+                             work, label)  # fmt: skip
+        passed = phase.failed == 0 and phase.failed_open == 0
+        return capacity.Trial(rate, passed, {
+            "calls": calls, "failed": phase.failed, "failed_open": phase.failed_open,
+            "unrung": phase.unrung,
+            "setup_ms_p99": phase.setup_ms.p99 if phase.setup_ms else None,
+            "failure_reasons": dict(phase.counts.failures) if phase.counts else {},
+        })  # fmt: skip
 
-        return capacity.find(trial, search).as_dict()
+    return capacity.find(trial, search).as_dict()
 
 
 def ingest_runs(work: Path, profile: Profile, postgres_url: str | None) -> dict[str, Any]:
