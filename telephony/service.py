@@ -28,6 +28,7 @@ from telephony.callbacks.items import sweep
 from telephony.config import Config, resolve_path
 from telephony.control import ami_connection
 from telephony.edge.pidf import validator_for
+from telephony.edge.registered import Qualifier
 from telephony.edge.stats import edge_collector
 from telephony.health import Monitor, health_component
 from telephony.location import SqlCellDatabase, SqlRouteTable, load_regions
@@ -191,9 +192,11 @@ def components(config: Config) -> list[Component]:
     agi = agi_component(config, router, monitor.agi_timings, messages)
     edge: list[Component] = []
     if config.edge.enabled:
-        # Behind the edge, Kamailio asks this process whether a PIDF-LO is safe for Asterisk,
-        # and /metrics carries Kamailio's counters.
-        edge.append(validator_for(config))
+        # Behind the edge, Kamailio asks this process whether a PIDF-LO is safe for Asterisk
+        # and tells it which phone just registered there (to be qualified at once), and
+        # /metrics carries Kamailio's counters.
+        qualifier = Qualifier(ami)
+        edge += [qualifier, validator_for(config, on_registered=qualifier.request)]
         monitor.registry.register(edge_collector(config))
     return [
         writer, sealer, keeper, ami, CallbackSweeper(config, engine), messages, agi, *edge,

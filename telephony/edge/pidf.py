@@ -8,14 +8,19 @@ anything but `keep` (an unanswered question included): the call goes on with its
 
 The checks reuse the IVR's own parsers (defusedxml, bounded sizes), plus what Asterisk needs
 and the IVR does not: the part the Geolocation cid: names, and usage-rules in every geopriv.
+
+The same server takes the edge's registrar's word that an operator's phone has just
+registered, `GET /edge/pidf/registered?op=<id>`, and hands the id on at once (204): serve
+then asks Asterisk to qualify that operator now (telephony.edge.registered).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
@@ -26,10 +31,12 @@ from telephony.location.body import PIDF_TYPE, body_parts
 from telephony.location.geolocation import parse_geolocation
 from telephony.location.pidf import NS_GEOPRIV, PidfLocation, parse_pidf
 from telephony.location.unparsed import MAX_BODY_BYTES, Unparsed
+from telephony.operators.roster import is_operator_id
 
 log = structlog.get_logger(__name__)
 
 PATH = "/edge/pidf"
+REGISTERED_PATH = f"{PATH}/registered"
 # How long one request may keep a handler thread; Kamailio itself gives up after 1 s.
 SOCKET_TIMEOUT_S = 2.0
 
@@ -80,8 +87,45 @@ def check(content_type: str, body: bytes, geolocation: str) -> Verdict:
     return Verdict(True, "ok")
 
 
+def registered_operator(query: str) -> str | None:
+    """The operator of a `registered` query (`op=<id>`): None unless exactly one, well-formed."""
+    try:
+        ops = parse_qs(query, keep_blank_values=True, max_num_fields=4).get("op", [])
+    except ValueError:  # more fields than any question of Kamailio's has
+        return None
+    if len(ops) != 1 or not is_operator_id(ops[0]):
+        return None
+    return ops[0]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], on_registered: Callable[[str], None] | None
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.on_registered = on_registered
+
+
 class _Handler(BaseHTTPRequestHandler):
     timeout = SOCKET_TIMEOUT_S
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        on_registered = cast(_Server, self.server).on_registered
+        if url.path != REGISTERED_PATH or on_registered is None:
+            self._answer(404, "not found")
+            return
+        op = registered_operator(url.query)
+        if op is None:
+            self._answer(400, "bad operator")
+            return
+        log.info("edge.phone_registered", op=op)
+        # Only queued: a SIP worker of Kamailio's waits for this answer.
+        on_registered(op)
+        self.send_response(204)
+        self.end_headers()
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
@@ -120,9 +164,10 @@ class _Handler(BaseHTTPRequestHandler):
 class PidfValidator:
     """The HTTP endpoint Kamailio asks; a component of `telephony serve` in edge mode."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self._server = ThreadingHTTPServer((host, port), _Handler)
-        self._server.daemon_threads = True
+    def __init__(
+        self, host: str, port: int, on_registered: Callable[[str], None] | None = None
+    ) -> None:
+        self._server = _Server((host, port), on_registered)
         self._thread: threading.Thread | None = None
 
     @property
@@ -144,6 +189,8 @@ class PidfValidator:
             self._thread.join()
 
 
-def validator_for(config: Config) -> PidfValidator:
+def validator_for(
+    config: Config, on_registered: Callable[[str], None] | None = None
+) -> PidfValidator:
     # Kamailio runs beside telephony and asks over loopback only.
-    return PidfValidator("127.0.0.1", config.edge.validator_port)
+    return PidfValidator("127.0.0.1", config.edge.validator_port, on_registered)

@@ -45,6 +45,11 @@ class Operator:
         return f"PJSIP/{self.id}"
 
 
+def is_operator_id(text: str) -> bool:
+    """Whether `text` is a well-formed operator id (also a PJSIP endpoint and a SIP user)."""
+    return _ID.fullmatch(text) is not None
+
+
 def ha1(user: str, password: str, realm: str = REALM) -> str:
     """RFC 2617 HA1, what PJSIP's md5_cred holds; md5 is what SIP digest auth requires."""
     return hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
@@ -54,7 +59,7 @@ def _operator(entry: object, regions: Regions, where: str) -> Operator:
     if not isinstance(entry, dict):
         raise RosterError(f"{where}: expected an [[operator]] table")
     op_id = str(entry.get("id", ""))
-    if not _ID.fullmatch(op_id):
+    if not is_operator_id(op_id):
         raise RosterError(f"{where}: id {op_id!r} must be 2-32 of a-z, 0-9, _ and -")
     where = f"{where} ({op_id})"
     regency = str(entry.get("regency", ""))

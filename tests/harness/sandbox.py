@@ -95,8 +95,9 @@ def contact_line(box: Sandbox, op: str) -> str:
 def wait_contact(box: Sandbox, op: str, status: str = "Avail", timeout: float = 10.0) -> str:
     """Poll Asterisk until `op`'s contact has qualify status `status` (Avail, Unavail).
 
-    Behind the edge's registrar, a phone that has just registered is ringable only from
-    Asterisk's next qualify through the edge (every 5 s); an Originate before it fails."""
+    Behind the edge's registrar, a phone that has just registered is ringable only once
+    Asterisk qualified it through the edge: at once while telephony serve runs (the edge
+    tells it), else at the next qualify (every 5 s); an Originate before it fails."""
     deadline = time.monotonic() + timeout
     while True:
         line = contact_line(box, op)

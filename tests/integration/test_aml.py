@@ -102,7 +102,7 @@ def test_fixes_reach_the_record_and_the_card(
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
     with Phone("127.0.0.1", user="op3578") as phone:
         phone.register(f"sip:{box.phone_target}", "op3578", "secret-op3578", timeout=5)
-        # Asterisk rings a phone behind the edge once its qualify finds it (within 5 s).
+        # Asterisk rings a phone behind the edge once its qualify finds it: with serve, at once.
         wait_contact(box, "op3578", "Avail")
         phone.auto_answer(1.0)
         log_in(tab, console, "op3578")

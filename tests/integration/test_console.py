@@ -60,7 +60,7 @@ def phone(centre: tuple[Sandbox, ConsoleProcess]) -> Iterator[Phone]:
     box = centre[0]
     with Phone("127.0.0.1", user="op3578") as op_phone:
         op_phone.register(f"sip:{box.phone_target}", "op3578", "secret-op3578", timeout=5)
-        # Asterisk rings a phone behind the edge once its qualify finds it (within 5 s).
+        # Asterisk rings a phone behind the edge once its qualify finds it: with serve, at once.
         wait_contact(box, "op3578", "Avail")
         op_phone.auto_answer(2.0)
         yield op_phone

@@ -153,7 +153,7 @@ def test_a_live_call_becomes_an_incident_dispatched_signed_and_acknowledged_by_t
     page = _context_page(browser)
     with Phone("127.0.0.1", user="op3578") as phone:
         phone.register(f"sip:{box.phone_target}", "op3578", "secret-op3578", timeout=5)
-        # Asterisk rings a phone behind the edge once its qualify finds it (within 5 s).
+        # Asterisk rings a phone behind the edge once its qualify finds it: with serve, at once.
         wait_contact(box, "op3578", "Avail")
         phone.auto_answer(0.5)
         log_in(page, centre.console, "op3578")

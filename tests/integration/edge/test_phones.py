@@ -26,7 +26,7 @@ from telephony.phone import Phone, RegistrationError, Security
 from tests.harness.net import free_port
 from tests.harness.perf.phones import Phones
 from tests.harness.sandbox import wait_contact
-from tests.harness.service import run_cli
+from tests.harness.service import ServeProcess, run_cli
 from tests.harness.sipp import SippResult, run_scenario
 from tests.harness.tls import make_certificate
 from tests.integration.edge.conftest import Edge, history, start_edge, stop_edge
@@ -42,6 +42,9 @@ pytestmark = pytest.mark.asterisk
 OPERATORS = ("tls1", "udp1")
 # Asterisk qualifies through the edge every 5 s; the edge answers within 1.5 s.
 UNAVAIL_WAIT_S = 15.0
+# With telephony serve behind the edge, a phone that registers is qualified at once: well
+# below Asterisk's periodic qualify (EDGE_QUALIFY_S, 5 s), the wait without it.
+RINGABLE_BUDGET_S = 1.5
 # A graceful stop with no call up: 0.3 s measured; 10 s when a qualify was left waiting.
 STOP_BUDGET_S = 3.0
 # Loopback, so that nothing leaves the host even if the edge sent there; nothing listens.
@@ -270,6 +273,36 @@ def test_a_phones_own_call_is_authenticated_by_asterisk_and_cannot_pose_as_a_tru
     # Challenged by Asterisk (401) through the edge, then answered with credentials.
     assert len(invites) == 2 and all(p.startswith("127.0.0.10:") for p in invites), lines
     assert any(line.startswith("SIP/2.0 401") for _, line in lines), lines
+
+
+def test_with_serve_behind_the_edge_a_phone_that_registers_is_ringable_at_once(
+    phones: Centre, tmp_path: Path
+) -> None:
+    """The edge tells serve of each registration, and serve has Asterisk qualify the
+    operator at once (telephony.edge.registered). The second registration follows right
+    after a periodic qualify found the phone gone (Unavail), so the next periodic one is
+    5 s away: without the edge's word, the phone would not be Avail within the budget."""
+    box = phones.edge.box
+    serve = ServeProcess(box.config, tmp_path / "serve.log")
+    try:
+        serve.wait_ready()
+        phones.edge.forget_validator_failure()
+        took: list[float] = []
+        for attempt in range(2):
+            wait_contact(box, "tls1", "Unavail", UNAVAIL_WAIT_S)
+            # One word per registration; the un-registration (closing the phone) asks nothing.
+            assert len(serve.events("edge.phone_registered")) == attempt
+            with phones.tls_phone() as tls1:
+                tls1.register(phones.tls_registrar, "tls1", "secret-tls1")
+                registered = time.monotonic()
+                wait_contact(box, "tls1", "Avail", RINGABLE_BUDGET_S)
+                took.append(time.monotonic() - registered)
+            assert serve.wait_for("edge.phone_registered", 5, after=attempt)["op"] == "tls1"
+        print(f"\nregistered to Avail in Asterisk: {', '.join(f'{t:.2f} s' for t in took)} "
+              "(polled every 0.1 s)")
+        assert serve.events("edge.qualify_failed") == []
+    finally:
+        serve.stop()
 
 
 def test_before_require_tls_a_udp_phone_behind_nat_is_rung_without_srtp_keys(
