@@ -25,6 +25,10 @@ QUALIFY_REASONS = {
     "silent": "Phone Silent",
     "answered": "Phone Answered",
 }
+# The longest registration the edge's registrar grants (registrar max_expires): phones
+# refresh at least this often, so after an edge restart, which forgets them, they are all
+# back within it.
+MAX_EXPIRES_S = 120
 TABLE = "subscriber"
 # db_text's header line: column(type) ..., then one row per operator, ':'-separated.
 COLUMNS = "id(int,auto) username(string) domain(string) ha1(string)"
@@ -56,6 +60,7 @@ def template_values(config: Config, db_dir: Path) -> dict[str, object] | None:
         "counters": COUNTERS,
         "answer_ms": EDGE_PHONE_ANSWER_MS,
         "reasons": QUALIFY_REASONS,
+        "max_expires_s": MAX_EXPIRES_S,
     }
 
 
