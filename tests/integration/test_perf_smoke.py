@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from telephony.pbx.provision import AsteriskInstall
-from tests.harness.perf import bench, capacity, drills, edge, ingest, results
+from tests.harness.perf import bench, capacity, drills, edge, ingest, recording, results
 from tests.harness.perf.centre import Staff
 from tests.harness.perf.load import Load
 from tests.harness.perf.pinning import bench_on, split
@@ -72,6 +72,20 @@ def test_bench_measures_the_edge_against_direct_in_one_centre(
     result = {"edge": cost}
     assert {t.key for t in results.targets(result)} >= {"edge_ratio_p50", "edge_ratio_p95"}
     assert "edge: INVITE->200" in bench.summary({"phases": {}, **result})
+
+
+def test_bench_measures_recording_against_the_unrecorded_and_the_baseline(
+    asterisk_install: AsteriskInstall, tmp_path: Path
+) -> None:
+    found = recording.run(asterisk_install, tmp_path, SMOKE.staff, SMOKE.load)
+    for name, phase in found["phases"].items():
+        assert phase["calls"]["failed"] == 0 and phase["calls"]["unrung"] == 0, (name, phase)
+    # Only our centres record: each answered call of ours left a recording, none unrecorded.
+    assert len(list((tmp_path / "rec-ours").rglob("*.wav"))) == SMOKE.load.calls
+    assert not list((tmp_path / "rec-ours_unrecorded").rglob("*.wav"))
+    assert set(found["cpu_asterisk_ratios"]) == {"ours", "ours_unrecorded"}
+    assert "without MixMonitor" in recording.summary_line(found)
+    json.dumps(found)
 
 
 def test_agi_down_and_ami_cut_drills_pass(

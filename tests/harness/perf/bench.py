@@ -40,6 +40,7 @@ from tests.harness.perf import (
     ingest,
     load,
     message,
+    recording,
     results,
     soak,
 )
@@ -254,6 +255,8 @@ def summary(result: dict[str, Any]) -> str:
                      f"{drift['flat']}")  # fmt: skip
     if result.get("message"):
         lines += message.summary_lines(result["message"])
+    if result.get("recording"):
+        lines.append(recording.summary_line(result["recording"]))
     aml_run = result.get("aml")
     if aml_run:
         card = aml_run["accepted_to_card_ms"] or {}
@@ -391,6 +394,8 @@ def run_part(part: str, result: dict[str, Any], install: AsteriskInstall, work: 
         result["message"] = message.run_part(install, work, profile.name, profile.staff)
     elif part == "aml":
         result["aml"] = aml.run(install, work, own_timings)
+    elif part == "recording":
+        result["recording"] = recording.run(install, work, profile.staff, profile.load, pinning)
     else:
         result["ingest"] = ingest_runs(work, profile, postgres_url)
 
@@ -406,13 +411,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--direct", action="store_true",
                         help="no SIP edge: the trunk's callers send to Asterisk itself")
     parser.add_argument("--only", choices=("load", "capacity", "edge", "ingest", "console",
-                                         "incidents", "message", "aml"),
+                                         "incidents", "message", "aml", "recording"),
                         action="append",
                         help="run only these parts (repeatable; load = ours and baseline; "
                              "console: ring to card with 50 consoles, incidents: incident "
                              "created to webhook delivered, message: 10 calls/s with a "
-                             "major-incident message, aml: handset fixes under a flood; "
-                             "these four only when asked)")
+                             "major-incident message, aml: handset fixes under a flood, "
+                             "recording: Asterisk's CPU with and without MixMonitor; "
+                             "these five only when asked)")
     parser.add_argument("--answer-ms", type=int, metavar="MS",
                         help="operators answer this long after their phone rings "
                              "(default 1000)")
@@ -460,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure("info", "json", stream=log_file)
         install = install_for(config_mod.load(None, env={}))
         for part in ("load", "capacity", "edge", "ingest", "console", "soak", "incidents",
-                     "message", "aml"):
+                     "message", "aml", "recording"):
             if part not in parts:
                 continue
             try:
