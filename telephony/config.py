@@ -208,6 +208,9 @@ class EdgeConfig:
     rpc_port: int = _checked(5065, _port)
     # Where Kamailio asks `telephony serve` whether a PIDF-LO is safe for Asterisk.
     validator_port: int = _checked(9113, _port)
+    # A cluster only (docs/cluster.md): the dispatcher's probes pass through Kamailio itself
+    # on 127.0.0.1 (UDP), which marks them as the default trunk's for Asterisk.
+    probe_port: int = _checked(5066, _port)
     max_header_bytes: int = _checked(8192, _positive)
     max_body_bytes: int = _checked(16384, _positive)
     # A foreign source over this many requests per 2 s is blocked for block_s.

@@ -18,7 +18,7 @@ import jinja2
 
 from telephony.config import Config, resolve_path
 from telephony.contract import SOURCE_HEADER, TRUNK_HEADER
-from telephony.edge import phones
+from telephony.edge import dispatch, phones
 from telephony.edge.pidf import PATH as VALIDATOR_PATH
 from telephony.errors import TelephonyError
 from telephony.pbx.render import host_port
@@ -69,6 +69,11 @@ class EdgeLayout:
     @property
     def addresses(self) -> Path:
         return self.conf / "trunks.address"
+
+    @property
+    def dispatcher(self) -> Path:
+        """The dispatcher's node sets, in a cluster only (telephony.edge.dispatch)."""
+        return self.conf / dispatch.LIST_FILE
 
     @property
     def db(self) -> Path:
@@ -149,6 +154,7 @@ def render(config: Config, layout: EdgeLayout) -> dict[Path, str]:
         autoescape=False,
     )
     trunks = load_trunks(resolve_path(config.asterisk.trunks_file), config)
+    cluster = dispatch.cluster_of(config)
     values = {
         "config": config,
         "edge": config.edge,
@@ -160,11 +166,15 @@ def render(config: Config, layout: EdgeLayout) -> dict[Path, str]:
         "source_header": SOURCE_HEADER,
         "validator_path": VALIDATOR_PATH,
         "phones": phones.template_values(config, layout.db),
+        "cluster": dispatch.template_values(config, cluster, layout.dispatcher),
+        "relay_timeout_ms": dispatch.RELAY_TIMEOUT_MS,
     }
     cfg = env.get_template("kamailio.cfg").render(values)
     # Kamailio wants #!KAMAILIO on the first line, so the marker goes second.
     first, _, rest = cfg.partition("\n")
     files = {layout.cfg: f"{first}\n{MARKER}\n{rest}", layout.addresses: address_file(trunks)}
+    if cluster is not None:
+        files[layout.dispatcher] = dispatch.list_text(cluster, MARKER)
     if values["phones"] is not None:
         files[layout.subscribers] = phones.subscriber_table(phones.operators(config))
     return files

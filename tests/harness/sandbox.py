@@ -157,6 +157,7 @@ def sandbox_config(
             f"edge.inside_port={free_udp(INSIDE)}",
             f"edge.rpc_port={free_port()}",
             f"edge.validator_port={free_port()}",
+            f"edge.probe_port={free_udp()}",
             f"edge.phone_port={free_udp()}",
             f"edge.phone_tls_port={free_port()}",
             *overrides,

@@ -20,11 +20,15 @@ def test_each_regency_gets_a_set_with_its_home_node_first() -> None:
     assert cluster is not None
     rows = [line for line in dispatcher_list(cluster).splitlines() if not line.startswith("#")]
     assert rows == [
-        "1 sip:127.0.0.11:5080 8 2 duid=a;regency=35.73",
-        "1 sip:127.0.0.12:5080 8 1 duid=b;regency=35.73",
-        "2 sip:127.0.0.12:5080 8 2 duid=b;regency=35.78",
-        "2 sip:127.0.0.11:5080 8 1 duid=a;regency=35.78",
+        "1 sip:112@127.0.0.11:5080 8 2 duid=a;regency=35.73",
+        "1 sip:112@127.0.0.12:5080 8 1 duid=b;regency=35.73",
+        "2 sip:112@127.0.0.12:5080 8 2 duid=b;regency=35.78",
+        "2 sip:112@127.0.0.11:5080 8 1 duid=a;regency=35.78",
+        # Every node, for a call whose regency the edge cannot tell.
+        "3 sip:112@127.0.0.11:5080 8 2 duid=a",
+        "3 sip:112@127.0.0.12:5080 8 1 duid=b",
     ]
+    assert cluster.all_set == 3
 
 
 @pytest.mark.parametrize(("text", "says"), [
