@@ -28,6 +28,7 @@ from telephony.callbacks.items import sweep
 from telephony.config import Config, resolve_path
 from telephony.control import ami_connection
 from telephony.edge.pidf import validator_for
+from telephony.edge.regency import sets_for
 from telephony.edge.registered import Qualifier
 from telephony.edge.stats import edge_collector
 from telephony.health import Monitor, health_component
@@ -195,8 +196,11 @@ def components(config: Config) -> list[Component]:
         # Behind the edge, Kamailio asks this process whether a PIDF-LO is safe for Asterisk
         # and tells it which phone just registered there (to be qualified at once), and
         # /metrics carries Kamailio's counters.
+        # In a cluster, the edge also asks which nodes a new call goes to.
         qualifier = Qualifier(ami)
-        edge += [qualifier, validator_for(config, on_registered=qualifier.request)]
+        sets = sets_for(config, SqlRouteTable(engine))
+        edge += [qualifier, validator_for(config, on_registered=qualifier.request,
+                                          regency=sets.answer if sets else None)]
         monitor.registry.register(edge_collector(config))
     return [
         writer, sealer, keeper, ami, CallbackSweeper(config, engine), messages, agi, *edge,

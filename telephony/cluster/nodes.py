@@ -63,6 +63,12 @@ class Cluster:
         edge cannot tell, which must still reach a human."""
         return len(self.regencies) + 1
 
+    def route_set(self, code: str | None) -> int:
+        """The dispatcher set for a call of regency `code`: its own, or every node when the
+        regency is unknown or no node holds it (fail open)."""
+        held = {r.code for r in self.regencies}
+        return self.set_id(code) if code is not None and code in held else self.all_set
+
 
 def load(path: Path) -> Cluster | None:
     """The cluster described at `path`, or None (one node) when there is no such file."""

@@ -12,6 +12,9 @@ and the IVR does not: the part the Geolocation cid: names, and usage-rules in ev
 The same server takes the edge's registrar's word that an operator's phone has just
 registered, `GET /edge/pidf/registered?op=<id>`, and hands the id on at once (204): serve
 then asks Asterisk to qualify that operator now (telephony.edge.registered).
+
+In a cluster it also tells the edge which nodes a new call goes to, `GET
+/edge/pidf/regency` (telephony.edge.regency).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ log = structlog.get_logger(__name__)
 
 PATH = "/edge/pidf"
 REGISTERED_PATH = f"{PATH}/registered"
+REGENCY_PATH = f"{PATH}/regency"
 # How long one request may keep a handler thread; Kamailio itself gives up after 1 s.
 SOCKET_TIMEOUT_S = 2.0
 
@@ -102,10 +106,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], on_registered: Callable[[str], None] | None
+        self,
+        address: tuple[str, int],
+        on_registered: Callable[[str], None] | None,
+        regency: Callable[[str], str] | None,
     ) -> None:
         super().__init__(address, _Handler)
         self.on_registered = on_registered
+        self.regency = regency
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -113,7 +121,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
-        on_registered = cast(_Server, self.server).on_registered
+        server = cast(_Server, self.server)
+        on_registered = server.on_registered
+        if url.path == REGENCY_PATH and server.regency is not None:
+            self._answer(200, server.regency(url.query))
+            return
         if url.path != REGISTERED_PATH or on_registered is None:
             self._answer(404, "not found")
             return
@@ -165,9 +177,13 @@ class PidfValidator:
     """The HTTP endpoint Kamailio asks; a component of `telephony serve` in edge mode."""
 
     def __init__(
-        self, host: str, port: int, on_registered: Callable[[str], None] | None = None
+        self,
+        host: str,
+        port: int,
+        on_registered: Callable[[str], None] | None = None,
+        regency: Callable[[str], str] | None = None,
     ) -> None:
-        self._server = _Server((host, port), on_registered)
+        self._server = _Server((host, port), on_registered, regency)
         self._thread: threading.Thread | None = None
 
     @property
@@ -190,7 +206,9 @@ class PidfValidator:
 
 
 def validator_for(
-    config: Config, on_registered: Callable[[str], None] | None = None
+    config: Config,
+    on_registered: Callable[[str], None] | None = None,
+    regency: Callable[[str], str] | None = None,
 ) -> PidfValidator:
     # Kamailio runs beside telephony and asks over loopback only.
-    return PidfValidator("127.0.0.1", config.edge.validator_port, on_registered)
+    return PidfValidator("127.0.0.1", config.edge.validator_port, on_registered, regency)
