@@ -33,8 +33,8 @@ from tests.harness.service import ServeProcess
 
 ADDRESSES = {"a": "127.0.0.11", "b": "127.0.0.12"}
 REGENCY = "35.73"
-# Asterisk's INVITEs received, in its pjsip history: `<== ... INVITE sip:...`.
-_INVITE = re.compile(r"^\d{5} \d+ \* <== \S+\s+INVITE ", re.MULTILINE)
+# A request Asterisk received, in its pjsip history: `<== ... INVITE sip:...`.
+_RECEIVED = re.compile(r"^\d{5} \d+ \* <== \S+\s+([A-Z]+) sip:", re.MULTILINE)
 
 
 def cluster_toml(ports: dict[str, int]) -> str:
@@ -95,7 +95,12 @@ class Nodes:
 
     def invites(self, name: str) -> int:
         """INVITEs node `name` has received since it started."""
-        return len(_INVITE.findall(self.asterisks[name].cli("pjsip show history")))
+        return self.received(name, "INVITE")
+
+    def received(self, name: str, method: str) -> int:
+        """Requests of `method` node `name` has received since it started."""
+        methods = _RECEIVED.findall(self.asterisks[name].cli("pjsip show history"))
+        return methods.count(method)
 
     def flags(self, name: str) -> set[str]:
         """The node's dispatcher flags in every set that holds it."""

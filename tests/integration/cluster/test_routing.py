@@ -53,6 +53,9 @@ def test_a_regency_reaches_its_home_node_then_its_backup(nodes: Nodes) -> None:
     assert reached(nodes, before) == ["a"]
     assert nodes.wait_no_channels("a") == 0
 
+    # Each answered call's ACK reached the node, once: the 200 was not retransmitted.
+    assert nodes.received("a", "ACK") == nodes.received("a", "INVITE")
+
     # Node a goes away. A call placed at once, while the dispatcher still holds a up, goes
     # to a, gets no answer, and goes on to b (failure_route): answered all the same.
     nodes.asterisks["a"].stop()
@@ -73,6 +76,8 @@ def test_a_regency_reaches_its_home_node_then_its_backup(nodes: Nodes) -> None:
     took = call(nodes, PANI, "backup")
     assert reached(nodes, before) == ["b"]
     assert nodes.wait_no_channels("b") == 0
+    assert nodes.received("b", "ACK") == nodes.received("b", "INVITE") == 3
+    assert nodes.received("b", "BYE") == 3
     print(f"a call with node a out of its sets: {took:.2f} s, hold 0.5 s included")
 
     # Node a comes back: once its probes pass, Kota Malang's calls go home again.
