@@ -72,7 +72,7 @@ class RpcClient:
     def __init__(self, host: str, port: int) -> None:
         self.url = f"http://{host}:{port}/RPC"
 
-    def call(self, method: str, *params: str) -> Any:
+    def call(self, method: str, *params: str | int) -> Any:
         request = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params),
                               "id": 1}).encode()
         try:

@@ -5,12 +5,14 @@ answer to the edge's regency question."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from telephony.cluster.nodes import node_uri
 from tests.harness.perf.centre import CELL
 from tests.harness.sipp import run_scenario
-from tests.integration.cluster.conftest import Nodes
+from tests.integration.cluster.conftest import REGENCY, Nodes
 
 pytestmark = pytest.mark.asterisk
 
@@ -18,14 +20,14 @@ PANI = f"3GPP-E-UTRAN-FDD; utran-cell-id-3gpp={CELL}; network-provided"
 PAI = "<sip:081234567890@mno.example;user=phone>"
 
 
-def call(nodes: Nodes, pani: str, tag: str) -> float:
+def call(nodes: Nodes, pani: str, tag: str, hold_ms: int = 500) -> float:
     """One caller from the trunk, answered by the IVR, who hangs up after half a second: the
     ACK and the BYE (no Route set, as SIPp sends them) reach the node holding the call.
     Returns the call's length, setup included."""
     started = time.monotonic()
     result = run_scenario(
         "uac_112_pani.xml", nodes.target, workdir=nodes.workdir, timeout_s=20,
-        extra=("-d", "500", "-cid_str", f"{tag}-%u-%p@%s", "-key", "pai", PAI,
+        extra=("-d", str(hold_ms), "-cid_str", f"{tag}-%u-%p@%s", "-key", "pai", PAI,
                "-key", "pani", pani),
     )  # fmt: skip
     assert result.ok, f"{tag}: {result.output}\n{result.errors}"
@@ -97,3 +99,31 @@ def test_a_regency_reaches_its_home_node_then_its_backup(nodes: Nodes) -> None:
         f"out of its sets {window:.2f} s after the stop (probes only)"
     )
     assert window < 5.0
+
+
+def test_a_draining_node_finishes_its_calls_and_sends_new_ones_on(nodes: Nodes) -> None:
+    """A graceful stop (`core stop gracefully`): Asterisk answers 503 to the probes and to new
+    calls, which go to the backup, while the call it holds goes on to its end."""
+    if nodes.asterisks["a"].pid() is None:
+        nodes.start("a")
+    nodes.wait_flags("a", "A")
+    with ThreadPoolExecutor(2) as pool:
+        held = pool.submit(call, nodes, PANI, "held", 8000)
+        deadline = time.monotonic() + 10
+        while nodes.asterisks["a"].channel_count() == 0:
+            assert time.monotonic() < deadline, "the held call never reached node a"
+            time.sleep(0.05)  # the channel appears with no event to this test: poll
+        stopping = pool.submit(nodes.asterisks["a"].stop, 30.0)
+        # The probes' 503 takes the draining node out of its sets.
+        drained = nodes.wait_flags("a", "I")
+        # Put it back by hand: a new call now meets the node's own 503 and goes on to b.
+        uri = node_uri(nodes.cluster.node("a"))
+        nodes.edge.rpc.call("dispatcher.set_state", "ap", nodes.cluster.set_id(REGENCY), uri)
+        before = counts(nodes, "b")
+        call(nodes, PANI, "drained")
+        assert reached(nodes, before) == ["b"]
+        assert "edge.node_failed call_id=drained-" in nodes.edge_log()
+        assert "status=503" in nodes.edge_log().split("call_id=drained-")[1].splitlines()[0]
+        held.result(timeout=30)
+        stopping.result(timeout=30)
+    print(f"draining node a out of its sets {drained:.2f} s after `core stop gracefully`")
