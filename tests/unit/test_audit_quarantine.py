@@ -205,6 +205,28 @@ def test_metrics_show_a_dead_or_stalled_writer(engine: Engine, tmp_path: Path) -
     writer.stop()
 
 
+def test_an_agent_complete_whose_channels_are_gone_enters_the_chain_unlinked(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # As Asterisk 22.10.1 sent it under load: the queue's fields, neither channel's snapshot.
+    gone = Frame([("Event", "AgentComplete"), ("Privilege", "agent,all"),
+                  ("Queue", "reg-3573"), ("Interface", "PJSIP/bop134"),
+                  ("MemberName", "bop134"), ("HoldTime", "1"), ("TalkTime", "9"),
+                  ("Reason", "caller")], BASE_NS + next(_n))  # fmt: skip
+    # With a channel named but its ids missing, it is still quarantined.
+    half = Frame([("Event", "AgentComplete"), ("Channel", "PJSIP/trunk-0001"),
+                  ("Queue", "reg-3573"), ("MemberName", "bop135")], BASE_NS + next(_n))  # fmt: skip
+    events: queue.Queue[Frame | Quarantined] = queue.Queue()
+    writer = writer_for(engine, tmp_path, events)  # type: ignore[arg-type]
+    events.put(gone)
+    events.put(half)
+    writer.start()
+    writer.stop()
+    assert [(r.type, r.linkedid) for r in stored(engine)] == [("AgentComplete", "")]
+    assert [e.reason for e in read(tmp_path / "quarantine.jsonl")] == ["no-identity"]
+    assert verify(engine, tmp_path / "cp.jsonl", KEY).ok
+
+
 def test_a_console_action_about_no_call_enters_the_chain(engine: Engine, tmp_path: Path) -> None:
     # What Asterisk emits for the console's AMI UserEvent action at a login: no Channel, no ids.
     events: queue.Queue[Frame | Quarantined] = queue.Queue()
