@@ -17,6 +17,11 @@ transaction it creates itself RELAY_TIMEOUT_MS again (t_set_fr), an INVITE to a 
 NODE_ANSWER_MS. So a dead node leaves its sets within about
 PING_INTERVAL_S + PROBES_TO_DOWN * PROBE_TIMEOUT_MS (measured: 2.4-2.8 s), and a call
 placed meanwhile waits NODE_ANSWER_MS longer, then reaches the next node.
+
+Every node's queues reach the operators through the edge, and no node knows what the others
+offer them: the edge lets one call at a time reach an operator, from whichever node, with a
+dialog profile (OPERATOR_PROFILE) keyed by operator id, and answers any other INVITE to that
+operator at once with 486 OPERATOR_BUSY_REASON (route[OPERATOR_FREE]).
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ NODE_ANSWER_MS = 1000
 # Every other transaction's fr_timer, cluster or not: a trunk's or a phone's answer.
 RELAY_TIMEOUT_MS = 5000
 LIST_FILE = "dispatcher.list"
+# The dialog profile of the calls each operator is being offered or is on (kamailio.cfg
+# route[OPERATOR_FREE]), and the reason phrase of the edge's 486 to a node that offers one
+# more: it reads apart from a phone's own 486 in a node's SIP history.
+OPERATOR_PROFILE = "operator"
+OPERATOR_BUSY_REASON = "Operator On Another Call"
 
 
 def cluster_of(config: Config) -> Cluster | None:
@@ -66,6 +76,8 @@ def template_values(
         "probes_to_down": PROBES_TO_DOWN,
         "probes_to_up": PROBES_TO_UP,
         "node_answer_ms": NODE_ANSWER_MS,
+        "operator_profile": OPERATOR_PROFILE,
+        "busy_reason": OPERATOR_BUSY_REASON,
     }
 
 

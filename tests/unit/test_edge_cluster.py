@@ -83,3 +83,29 @@ def test_in_a_cluster_no_request_goes_to_the_single_asterisk(tmp_path: Path) -> 
             found += 1
             assert "#!ifdef CLUSTER else" in stack, line
     assert found == 5
+
+
+def _route(cfg: str, name: str) -> str:
+    """The body of `route[name]` in the rendered kamailio.cfg."""
+    found = re.search(rf"^route\[{name}\] \{{\n(.*?)^\}}", cfg, re.MULTILINE | re.DOTALL)
+    assert found, f"no route[{name}]"
+    return found.group(1)
+
+
+def test_a_cluster_offers_an_operator_one_call_and_never_counts_a_qualify(
+    tmp_path: Path,
+) -> None:
+    """The operators' profile and the 486's reason phrase come from Python; only an INVITE
+    to an operator passes route[OPERATOR_FREE], never Asterisk's qualify (OPTIONS)."""
+    layout, files = _cluster(tmp_path)
+    cfg = files[layout.cfg]
+    defines = _defines(cfg)
+    assert defines["OPERATOR_PROFILE"] == f'"{dispatch.OPERATOR_PROFILE}"'
+    assert defines["OPERATOR_BUSY"] == f'"{dispatch.OPERATOR_BUSY_REASON}"'
+    assert 't_reply("486", OPERATOR_BUSY);' in _route(cfg, "OPERATOR_FREE")
+    to_phone = _route(cfg, "TO_PHONE")
+    qualify, _, invite = to_phone.partition('if (is_method("OPTIONS")) {')[2].partition("} else {")
+    assert "OPERATOR_FREE" not in qualify and "route(OPERATOR_FREE);" in invite.split("}")[0]
+    # A single node has no profile: its one Asterisk's ringinuse=no is all there is.
+    single_layout, single = _files(tmp_path / "single")
+    assert "OPERATOR_PROFILE" not in _defines(single[single_layout.cfg])
