@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -18,7 +19,9 @@ from telephony.cluster.nodes import node_config
 from telephony.control import ami_connection
 from telephony.edge.dispatch import OPERATOR_BUSY_REASON, OPERATOR_PROFILE
 from telephony.phone import IncomingCall, Phone
+from tests.harness.service import run_cli
 from tests.integration.cluster.conftest import ADDRESSES, Nodes
+from tests.integration.cluster.test_routing import call
 
 pytestmark = pytest.mark.asterisk
 
@@ -155,3 +158,46 @@ def test_an_operator_ringing_or_talking_on_one_node_is_busy_for_the_other(
         f"ringing node's CANCEL, {after_node_bye * 1000:.0f} ms after the node's BYE, "
         f"{after_refusal * 1000:.0f} ms after the phone's own 486"
     )
+
+
+def test_a_queue_on_the_other_node_takes_the_486_for_busy_and_rings_when_the_call_ends(
+    nodes: Nodes, amis: dict[str, AMIConnection]
+) -> None:
+    """The operator is logged in on node b only (presence does not fan out yet) and talks on a
+    call of node a. A caller without a cell reaches b and waits in its queue: b's app_queue
+    meets the edge's 486 every time it tries the operator (retry, 1 s), and never rings them;
+    once a's call ends, b's queue rings them, and the caller is answered."""
+    edge = nodes.edge_config.edge
+    b_config = node_config(nodes.edge_config, nodes.cluster, "b")
+    history = nodes.asterisks["b"].cli
+    with Phone("127.0.0.1", user=OP) as phone, ThreadPoolExecutor(1) as pool:
+        phone.register(f"sip:127.0.0.1:{edge.phone_port}", OP, PASSWORD)
+        for name in ("a", "b"):
+            wait_avail(nodes, name)
+        login = run_cli(b_config, "operators", "login", OP)
+        assert login.returncode == 0, login.stdout + login.stderr
+        try:
+            ring(amis["a"])
+            talking = phone.wait_incoming(10)
+            talking.answer(200)
+            talking.wait_confirmed(5)
+            before = history("pjsip show history").count(BUSY)
+            caller = pool.submit(call, nodes, "3GPP-E-UTRAN-FDD", "queued", 10000)
+            deadline = time.monotonic() + 20
+            while history("pjsip show history").count(BUSY) < before + 2:
+                assert time.monotonic() < deadline, "node b's queue never met the edge's 486"
+                time.sleep(0.1)  # the node's SIP history has no event for this test: poll
+            assert len(phone.incoming) == 1, "node b's queue rang an operator on a call"
+            talking.hangup()
+            ended = time.monotonic()
+            queued = phone.wait_incoming(10)
+            rung = time.monotonic() - ended
+            queued.answer(200)
+            queued.wait_confirmed(5)
+            caller.result(timeout=30)
+            queued.wait_disconnected(10)
+        finally:
+            run_cli(b_config, "operators", "logout", OP)
+    for name in ("a", "b"):
+        assert nodes.wait_no_channels(name) == 0
+    print(f"\nnode b's queue rang the operator {rung:.2f} s after their call on node a ended")
