@@ -77,22 +77,30 @@ class Sandbox:
 
     def wait_no_channels(self, timeout: float = LEAK_WAIT_S) -> int:
         """Wait until Asterisk has no channels; return how many are left at the deadline."""
-        deadline = time.monotonic() + timeout
-        count = self.asterisk.channel_count()
-        while count and time.monotonic() < deadline:
-            time.sleep(0.1)  # Asterisk pushes no "last channel gone" event to the CLI: poll
-            count = self.asterisk.channel_count()
-        return count
+        return wait_no_channels(self.asterisk, timeout)
 
 
-def contact_line(box: Sandbox, op: str) -> str:
-    for line in box.asterisk.cli("pjsip show contacts").splitlines():
+def wait_no_channels(asterisk: Asterisk, timeout: float = LEAK_WAIT_S) -> int:
+    """Wait until `asterisk` has no channels; return how many are left at the deadline."""
+    deadline = time.monotonic() + timeout
+    count = asterisk.channel_count()
+    while count and time.monotonic() < deadline:
+        time.sleep(0.1)  # Asterisk pushes no "last channel gone" event to the CLI: poll
+        count = asterisk.channel_count()
+    return count
+
+
+def contact_line(box: Sandbox | Asterisk, op: str) -> str:
+    asterisk = box.asterisk if isinstance(box, Sandbox) else box
+    for line in asterisk.cli("pjsip show contacts").splitlines():
         if line.strip().startswith(f"Contact:  {op}/"):
             return line
     return ""
 
 
-def wait_contact(box: Sandbox, op: str, status: str = "Avail", timeout: float = 10.0) -> str:
+def wait_contact(
+    box: Sandbox | Asterisk, op: str, status: str = "Avail", timeout: float = 10.0
+) -> str:
     """Poll Asterisk until `op`'s contact has qualify status `status` (Avail, Unavail).
 
     Behind the edge's registrar, a phone that has just registered is ringable only once

@@ -48,6 +48,7 @@ from tests.harness.perf.centre import Centre, Staff
 from tests.harness.perf.pinning import Pinning, bench_on, split
 from tests.harness.perf.postgres import Cluster, PostgresError
 from tests.harness.perf.stats import summarize
+from tests.harness.sandbox import wait_no_channels
 
 IDLE_TIMEOUT_S = 60.0
 
@@ -94,12 +95,7 @@ SOAK = Profile(
 
 def wait_idle(centre: Centre) -> int:
     """Let the last calls' channels go before the next measurement; returns those left."""
-    deadline = time.monotonic() + IDLE_TIMEOUT_S
-    count = centre.asterisk.channel_count()
-    while count and time.monotonic() < deadline:
-        time.sleep(0.2)
-        count = centre.asterisk.channel_count()
-    return count
+    return wait_no_channels(centre.asterisk, IDLE_TIMEOUT_S)
 
 
 def own_timings(path: Path) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from telephony.pbx.provision import AsteriskInstall
 from telephony.resources import shipped
 from telephony.store import open_database
 from tests.harness.net import free_udp
-from tests.harness.sandbox import sandbox_config
+from tests.harness.sandbox import sandbox_config, wait_no_channels
 from tests.harness.service import ServeProcess
 
 ADDRESSES = {"a": "127.0.0.11", "b": "127.0.0.12"}
@@ -76,15 +76,9 @@ class Nodes:
             self.install, node_config(self.edge_config, self.cluster, name)
         )
 
-    def wait_no_channels(self, name: str, timeout: float = 10.0) -> int:
+    def wait_no_channels(self, name: str) -> int:
         """Wait until node `name` has no channels; return how many are left at the deadline."""
-        asterisk = self.asterisks[name]
-        deadline = time.monotonic() + timeout
-        count = asterisk.channel_count()
-        while count and time.monotonic() < deadline:
-            time.sleep(0.1)  # Asterisk pushes no "last channel gone" event to the CLI: poll
-            count = asterisk.channel_count()
-        return count
+        return wait_no_channels(self.asterisks[name])
 
     def edge_log(self) -> str:
         return self.edge.layout.log.read_text(errors="replace")

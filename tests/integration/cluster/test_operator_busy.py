@@ -19,6 +19,7 @@ from telephony.cluster.nodes import node_config
 from telephony.control import ami_connection
 from telephony.edge.dispatch import OPERATOR_BUSY_REASON, OPERATOR_PROFILE
 from telephony.phone import IncomingCall, Phone
+from tests.harness.sandbox import wait_contact
 from tests.harness.service import run_cli
 from tests.integration.cluster.conftest import ADDRESSES, Nodes
 from tests.integration.cluster.test_routing import call
@@ -51,14 +52,7 @@ def wait_released(nodes: Nodes, timeout: float = RELEASE_BUDGET_S) -> float:
 
 def wait_avail(nodes: Nodes, name: str) -> None:
     """Wait until node `name` has qualified OP's contact (through the edge) as reachable."""
-    deadline = time.monotonic() + QUALIFY_WAIT_S
-    while True:
-        contacts = nodes.asterisks[name].cli("pjsip show contacts").splitlines()
-        line = next((c for c in contacts if c.strip().startswith(f"Contact:  {OP}/")), "")
-        if " Avail " in line:
-            return
-        assert time.monotonic() < deadline, f"node {name}: {OP}'s contact is {line!r}"
-        time.sleep(0.1)  # qualify results reach the CLI with no event to this test: poll
+    wait_contact(nodes.asterisks[name], OP, timeout=QUALIFY_WAIT_S)
 
 
 def ring(conn: AMIConnection) -> None:
